@@ -1,0 +1,15 @@
+"""The graded checks: one pytest module per assignment, one plain test per graded check.
+
+Each test carries ``@pytest.mark.check("<id>")`` naming a check in ``course_config.py``, which
+gives its title and points. Fixtures (``model``, ``predictions``, ``labels``, ``threshold``,
+``score``) come from :mod:`autograder.checks.plugin`.
+"""
+
+from pathlib import Path
+
+CHECKS_DIR = Path(__file__).resolve().parent
+
+
+def check_module(assignment_name: str) -> Path:
+    """The pytest file holding the checks of an assignment."""
+    return CHECKS_DIR / f"test_{assignment_name}.py"

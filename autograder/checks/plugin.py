@@ -1,0 +1,138 @@
+"""Pytest plugin that runs an assignment's checks against one prepared submission.
+
+The grader prepares a :class:`~autograder.grading.Submission` (architecture read from the model
+file, predictions from the sandbox), then runs the assignment's check module with this plugin.
+A check's outcome is its test's outcome: passed earns the points, failed earns none, unless the
+test recorded a fraction through the ``score`` fixture (tiered thresholds). A grade never depends
+on what a test prints or warns.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import pytest
+
+
+@dataclass
+class CheckResult:
+    """The outcome of one graded check."""
+
+    id: str
+    title: str
+    points: float
+    score: float
+    output: str
+    status: str  # "passed" or "failed"
+
+
+class Score:
+    """Lets a check award partial credit: ``score.set(fraction, message)``."""
+
+    def __init__(self):
+        self.fraction: float | None = None
+        self.message: str = ""
+
+    def set(self, fraction: float, message: str) -> None:
+        self.fraction = max(0.0, min(1.0, float(fraction)))
+        self.message = message
+
+
+def check_id(item) -> str | None:
+    marker = item.get_closest_marker("check")
+    return marker.args[0] if marker and marker.args else None
+
+
+def failure_message(excinfo) -> str:
+    exc = excinfo.value
+    msg = getattr(exc, "msg", None) or str(exc)
+    if not msg:
+        msg = type(exc).__name__
+    if not isinstance(exc, (AssertionError, pytest.fail.Exception)):
+        msg = f"the grader could not run this check ({type(exc).__name__}: {msg})"
+    return msg.strip()
+
+
+class GradingPlugin:
+    """Provides the submission to the checks and collects one CheckResult per check."""
+
+    def __init__(self, submission):
+        self.submission = submission
+        self.assignment = submission.assignment
+        self.results: dict[str, CheckResult] = {}
+        self._scores: dict[str, Score] = {}
+        self.collected: list[str] = []
+
+    # -- configuration ---------------------------------------------------------------------
+    def pytest_configure(self, config):
+        config.addinivalue_line("markers", "check(id): the graded check (from course_config) this test decides")
+
+    def pytest_collection_modifyitems(self, items):
+        self.collected = [check_id(item) for item in items]
+
+    # -- fixtures --------------------------------------------------------------------------
+    @pytest.fixture
+    def submission(self):
+        return self.submission
+
+    @pytest.fixture
+    def assignment(self):
+        return self.assignment
+
+    @pytest.fixture
+    def model(self):
+        """The model's architecture (``ModelInfo``); fails the check if the file can't be read."""
+        if self.submission.model is None:
+            pytest.fail(self.submission.model_problem, pytrace=False)
+        return self.submission.model
+
+    @pytest.fixture
+    def predictions(self):
+        """The model's outputs on the hidden test inputs, made in the sandbox."""
+        if self.submission.predictions is None:
+            pytest.fail(self.submission.prediction_problem, pytrace=False)
+        return self.submission.predictions
+
+    @pytest.fixture
+    def labels(self):
+        """The hidden test labels (trusted side only)."""
+        return self.submission.labels
+
+    @pytest.fixture
+    def threshold(self, request):
+        return self.assignment.threshold(self.submission.profile, check_id(request.node))
+
+    @pytest.fixture
+    def score(self, request):
+        s = Score()
+        self._scores[request.node.nodeid] = s
+        return s
+
+    # -- results ---------------------------------------------------------------------------
+    @pytest.hookimpl(hookwrapper=True)
+    def pytest_runtest_makereport(self, item, call):
+        outcome = yield
+        report = outcome.get_result()
+        cid = check_id(item)
+        if cid is None:
+            return
+        check = self.assignment.check(cid)
+        if report.when == "call" or (report.when == "setup" and report.failed):
+            recorded = self._scores.get(item.nodeid)
+            if report.passed:
+                fraction, output = 1.0, (recorded.message if recorded else "passed")
+            else:
+                output = failure_message(call.excinfo) if call.excinfo else str(report.longrepr)
+                fraction = recorded.fraction if recorded and recorded.fraction is not None else 0.0
+                if recorded and recorded.message and recorded.message not in output:
+                    output = f"{recorded.message}\n{output}"
+            if recorded is not None and recorded.fraction is not None:
+                fraction = recorded.fraction
+            self.results[cid] = CheckResult(
+                id=cid,
+                title=check.title,
+                points=check.points,
+                score=round(check.points * fraction, 4),
+                output=output,
+                status="passed" if fraction == 1.0 else "failed",
+            )

@@ -1,0 +1,125 @@
+"""The ``autograder`` command: release, grade, demo, and a look at the grading environment."""
+
+from __future__ import annotations
+
+import argparse
+import os
+import sys
+from pathlib import Path
+
+os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+
+import course_config  # noqa: E402
+
+
+def cmd_release(args) -> int:
+    from autograder import release
+
+    if args.check:
+        problems = []
+        for name in args.assignments or list(course_config.ASSIGNMENTS):
+            problems += release.drift(name)
+        for p in problems:
+            print(p)
+        print("release/ and solutions/ are in sync with source/" if not problems else
+              "out of sync: run `autograder release` and commit the result")
+        return 1 if problems else 0
+    for path in release.release(args.assignments or None):
+        print(f"wrote {path}/")
+    return 0
+
+
+def cmd_grade(args) -> int:
+    from autograder import grading
+    from autograder.results import GRADES_FILE
+
+    results = grading.grade(
+        args.assignment,
+        Path(args.submitted),
+        Path(args.out),
+        execute=args.execute,
+        profile_name=args.profile,
+        students=args.student or None,
+        backend=args.sandbox,
+    )
+    print(table(results))
+    print(f"\nresults: {Path(args.out) / '<student>' / args.assignment / 'results.json'}, "
+          f"{Path(args.out) / GRADES_FILE}")
+    return 0
+
+
+def table(results) -> str:
+    """A student x check table of scores."""
+    if not results:
+        return "(no submissions)"
+    checks = [c.id for c in results[0].checks]
+    head = ["student"] + checks + ["total"]
+    rows = [[r.student] + [f"{c.score:g}/{c.points:g}" for c in r.checks] + [f"{r.score:g}/{r.max_score:g}"] for r in results]
+    widths = [max(len(str(row[i])) for row in [head] + rows) for i in range(len(head))]
+    fmt = "  ".join(f"{{:<{w}}}" for w in widths)
+    lines = [fmt.format(*head), fmt.format(*["-" * w for w in widths])]
+    lines += [fmt.format(*row) for row in rows]
+    return "\n".join(lines)
+
+
+def cmd_demo(args) -> int:
+    from autograder import demo
+
+    return demo.main(Path(args.out), assignments=args.assignment or None)
+
+
+def cmd_doctor(args) -> int:
+    from autograder import sandbox
+    from autograder.course_data import DataError, load_mnist, mnist_candidates
+
+    print(f"course folder: {course_config.COURSE_DIR}")
+    print(f"sandbox backends that work here: {', '.join(sandbox.available_backends())} "
+          f"(using {sandbox.default_backend()})")
+    for where, path in mnist_candidates():
+        print(f"MNIST candidate {where}: {path} ({'present' if path.exists() else 'absent'})")
+    try:
+        load_mnist(download=False)
+        print("MNIST: found and valid")
+    except DataError as exc:
+        print(f"MNIST: {exc}")
+    return 0
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="autograder", description=__doc__)
+    sub = parser.add_subparsers(dest="command", required=True)
+
+    p = sub.add_parser("release", help="build release/ and solutions/ from source/ with nbgrader")
+    p.add_argument("assignments", nargs="*", help="assignments to build (default: all)")
+    p.add_argument("--check", action="store_true", help="only report whether release/ and solutions/ are in sync")
+    p.set_defaults(func=cmd_release)
+
+    p = sub.add_parser("grade", help="grade submitted/<student>/<assignment>/ for every student")
+    p.add_argument("assignment", choices=sorted(course_config.ASSIGNMENTS))
+    p.add_argument("submitted", help="nbgrader's submitted/ folder")
+    p.add_argument("--out", required=True, help="where to write results (per student results.json, grades.csv)")
+    p.add_argument("--execute", action="store_true", help="re-run each notebook (sandboxed) before grading its model")
+    p.add_argument("--profile", default=course_config.DEFAULT_PROFILE, choices=sorted(course_config.PROFILES),
+                   help="thresholds and re-execution parameters (default: %(default)s)")
+    p.add_argument("--student", action="append", help="grade only this student (repeatable)")
+    p.add_argument("--sandbox", choices=["bwrap", "unshare", "none"], help="isolation backend (default: best available)")
+    p.set_defaults(func=cmd_grade)
+
+    p = sub.add_parser("demo", help="release, grade a sample class with --execute --profile quick, print the table")
+    p.add_argument("--out", default="demo-output", help="scratch folder for the sample class (default: %(default)s)")
+    p.add_argument("--assignment", action="append", help="only this assignment (repeatable)")
+    p.set_defaults(func=cmd_demo)
+
+    p = sub.add_parser("doctor", help="show the sandbox backend and where course data is found")
+    p.set_defaults(func=cmd_doctor)
+
+    args = parser.parse_args(argv)
+    try:
+        return args.func(args)
+    except (ValueError, FileNotFoundError, RuntimeError) as exc:
+        print(f"autograder: error: {exc}", file=sys.stderr)
+        return 2
+
+
+if __name__ == "__main__":
+    sys.exit(main())

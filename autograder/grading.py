@@ -1,0 +1,422 @@
+"""Grade every submission of an assignment: prepare each in the sandbox, run the checks, write results.
+
+For each ``SUBMITTED_DIR/<student>/<assignment>/`` (nbgrader's layout):
+
+1. copy the student's files into a fresh scratch folder (regular files only);
+2. with ``execute``: run the notebook in the sandbox with the profile's parameters, on data without
+   the test labels, and keep only the model file that run saves;
+3. read the model's architecture from its file (no deserialization);
+4. have the sandbox load the model (Keras safe mode) and predict the hidden test inputs;
+5. run the assignment's checks (pytest) on what came back, with the labels on this side only.
+
+One student's problem never stops the batch: it becomes a zero with a message for that check.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import io
+import json
+import shutil
+import sys
+import tempfile
+import time
+import traceback
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+
+import course_config
+from autograder import sandbox
+from autograder.checks import check_module
+from autograder.checks.plugin import CheckResult, GradingPlugin
+from autograder.keras_file import ModelFileError, ModelInfo, inspect_model
+
+MAX_SUBMISSION_MB = 200
+EXECUTED_NOTEBOOK = "executed.ipynb"
+INJECTED_TAG = "injected-parameters"
+
+
+# ------------------------------------------------------------------------------------------------
+# Test data (trusted side)
+# ------------------------------------------------------------------------------------------------
+class MnistTask:
+    """MNIST for the grader: the test images for the sandbox, the labels for the checks."""
+
+    def __init__(self):
+        from autograder.course_data import load_mnist
+
+        (self.x_train, self.y_train), (self.x_test, self.y_test) = load_mnist()
+        if self.y_test is None:
+            raise RuntimeError("the grader's MNIST file has no test labels; point COURSE_DATA_DIR at the full file")
+        self._sandbox_dir: tempfile.TemporaryDirectory | None = None
+
+    @property
+    def labels(self) -> np.ndarray:
+        return self.y_test
+
+    def inputs_for(self, model: ModelInfo) -> np.ndarray:
+        """Test images scaled to [0, 1] in the model's declared input shape; ValueError if none fits."""
+        images = self.x_test.astype(np.float32) / course_config.MNIST_PIXEL_SCALE
+        shape = tuple(model.input_shape or ())
+        for candidate in ((28, 28), (784,), (28, 28, 1)):
+            if shape == candidate:
+                return images.reshape((len(images),) + candidate)
+        raise ValueError(
+            f"the model expects inputs of shape {shape or 'unknown'}; the grader feeds MNIST images as "
+            "(28, 28), (784,) or (28, 28, 1). Start the model with keras.Input(shape=(28, 28))."
+        )
+
+    def sandbox_data_dir(self) -> Path:
+        """A folder with the data a re-executed notebook may see: training data and test images only."""
+        if self._sandbox_dir is None:
+            self._sandbox_dir = tempfile.TemporaryDirectory(prefix="autograder-data-")
+            np.savez(
+                Path(self._sandbox_dir.name) / "mnist.npz",
+                x_train=self.x_train,
+                y_train=self.y_train,
+                x_test=self.x_test,
+            )
+        return Path(self._sandbox_dir.name)
+
+    def close(self):
+        if self._sandbox_dir is not None:
+            self._sandbox_dir.cleanup()
+            self._sandbox_dir = None
+
+
+TASKS = {"mnist_dense": MnistTask}
+
+
+# ------------------------------------------------------------------------------------------------
+# One submission
+# ------------------------------------------------------------------------------------------------
+@dataclass
+class Submission:
+    """What the checks see of one student's work."""
+
+    student: str
+    assignment: course_config.Assignment
+    profile: str
+    labels: np.ndarray
+    model: ModelInfo | None = None
+    model_problem: str = ""
+    predictions: np.ndarray | None = None
+    prediction_problem: str = ""
+    notes: list[str] = field(default_factory=list)  # shown to the student above the checks
+    execution: dict = field(default_factory=dict)
+
+
+@dataclass
+class StudentResult:
+    """The graded outcome for one student and one assignment."""
+
+    student: str
+    assignment: str
+    checks: list[CheckResult]
+    output: str
+    seconds: float
+    extra: dict = field(default_factory=dict)
+
+    @property
+    def score(self) -> float:
+        return round(sum(c.score for c in self.checks), 4)
+
+    @property
+    def max_score(self) -> float:
+        return sum(c.points for c in self.checks)
+
+
+def copy_submission(src: Path, dst: Path, notes: list[str]) -> None:
+    """Copy the regular files of ``src`` into ``dst``; links and oversized content are left out."""
+    total = 0
+    for path in sorted(src.rglob("*")):
+        rel = path.relative_to(src)
+        if any(part.startswith(".ipynb_checkpoints") or part == "__pycache__" for part in rel.parts):
+            continue
+        if path.is_symlink():
+            notes.append(f"{rel} is a symbolic link and was ignored")
+            continue
+        if path.is_dir():
+            (dst / rel).mkdir(parents=True, exist_ok=True)
+            continue
+        if not path.is_file():
+            continue
+        total += path.stat().st_size
+        if total > MAX_SUBMISSION_MB * 2**20:
+            notes.append(f"submission is larger than {MAX_SUBMISSION_MB} MB; {rel} and later files were ignored")
+            break
+        (dst / rel).parent.mkdir(parents=True, exist_ok=True)
+        shutil.copyfile(path, dst / rel)
+
+
+def inject_parameters(nb, parameters: dict[str, object], profile: str):
+    """Insert a cell after the one tagged ``parameters`` (papermill's convention) setting ``parameters``."""
+    import nbformat
+
+    lines = [f"# Injected by the autograder (profile {profile!r})"]
+    lines += [f"{name} = {value!r}" for name, value in parameters.items()]
+    cell = nbformat.v4.new_code_cell("\n".join(lines), metadata={"tags": [INJECTED_TAG]})
+    cell.pop("id", None)
+    index = next(
+        (i + 1 for i, c in enumerate(nb.cells) if "parameters" in c.get("metadata", {}).get("tags", [])),
+        0,
+    )
+    nb.cells.insert(index, cell)
+    return index
+
+
+def execute_notebook(
+    submission: Submission, workdir: Path, task, *, profile: course_config.Profile, backend: str, keep_dir: Path | None
+) -> None:
+    """Run the student's notebook in the sandbox; on failure, say why in ``submission.notes``."""
+    import nbformat
+
+    a = submission.assignment
+    nb_path = workdir / a.notebook
+    if not nb_path.is_file():
+        found = sorted(p.name for p in workdir.glob("*.ipynb"))
+        submission.execution = {"status": "missing"}
+        submission.notes.append(
+            f"notebook {a.notebook} not found in the submission (found: {', '.join(found) or 'no notebooks'})"
+        )
+        return
+    try:
+        nb = nbformat.read(nb_path, as_version=4)
+    except Exception as exc:
+        submission.execution = {"status": "unreadable"}
+        submission.notes.append(f"{a.notebook} is not a valid notebook ({type(exc).__name__}: {exc})")
+        return
+    # Grade only what this run saves, never a model file that came with the submission.
+    (workdir / a.model_file).unlink(missing_ok=True)
+    inject_parameters(nb, a.parameters.get(profile.name, {}), profile.name)
+    nbformat.write(nb, nb_path)
+    release_dir = course_config.COURSE_DIR / "release" / a.name
+    for helper in a.helpers:  # the official helpers, whatever the student's copies say
+        if (release_dir / helper).is_file():
+            shutil.copyfile(release_dir / helper, workdir / helper)
+    sandbox.install_job(workdir)
+    argv = sandbox.python_argv(
+        "execute", f"{sandbox.WORK}/{a.notebook}", f"{sandbox.WORK}/.{EXECUTED_NOTEBOOK}", f"{sandbox.WORK}/.execution.json"
+    )
+    result = sandbox.run_job(
+        argv,
+        workdir,
+        time_limit_s=profile.execute_time_limit_s,
+        memory_limit_mb=profile.memory_limit_mb,
+        data_dir=task.sandbox_data_dir(),
+        max_file_mb=course_config.LIMITS.max_file_write_mb,
+        backend=backend,
+    )
+    report = _read_json(workdir / ".execution.json")
+    submission.execution = {
+        "status": "ok" if result.ok and report.get("status") == "ok" else "failed",
+        "seconds": round(result.seconds, 1),
+        "peak_memory_mb": round(result.peak_memory_mb),
+        "sandbox": result.backend,
+    }
+    executed = workdir / f".{EXECUTED_NOTEBOOK}"
+    if keep_dir is not None and executed.is_file() and not executed.is_symlink():
+        if executed.stat().st_size < 50 * 2**20:
+            shutil.copyfile(executed, keep_dir / EXECUTED_NOTEBOOK)
+    if result.timed_out or result.memory_exceeded:
+        submission.notes.append(f"running the notebook stopped: {result.problem()}")
+    elif report.get("status") == "error":
+        where = f" in cell {report['cell']}" if "cell" in report else ""
+        if report.get("grade_id"):
+            where += f" ({report['grade_id']})"
+        submission.notes.append(f"the notebook raised {report.get('ename')}: {report.get('evalue')}{where}")
+    elif not result.ok:
+        submission.notes.append(f"running the notebook failed: {result.problem()}")
+
+
+def _read_json(path: Path) -> dict:
+    try:
+        if path.is_file() and not path.is_symlink() and path.stat().st_size < 2**20:
+            data = json.loads(path.read_text())
+            return data if isinstance(data, dict) else {}
+    except (OSError, ValueError):
+        pass
+    return {}
+
+
+def predict(submission: Submission, model_path: Path, task, *, backend: str) -> None:
+    """Have the sandbox load the model and predict the test inputs; keep the outputs or the problem."""
+    limits = course_config.LIMITS
+    try:
+        inputs = task.inputs_for(submission.model)
+    except ValueError as exc:
+        submission.prediction_problem = str(exc)
+        return
+    with tempfile.TemporaryDirectory(prefix="autograder-predict-") as tmp:
+        workdir = Path(tmp)
+        shutil.copyfile(model_path, workdir / "model.keras")
+        np.save(workdir / "inputs.npy", inputs, allow_pickle=False)
+        sandbox.install_job(workdir)
+        argv = sandbox.python_argv(
+            "predict", f"{sandbox.WORK}/model.keras", f"{sandbox.WORK}/inputs.npy", f"{sandbox.WORK}/predictions.npy"
+        )
+        result = sandbox.run_job(
+            argv,
+            workdir,
+            time_limit_s=limits.predict_time_limit_s,
+            memory_limit_mb=limits.predict_memory_limit_mb,
+            max_file_mb=limits.max_file_write_mb,
+            backend=backend,
+        )
+        if not result.ok:
+            submission.prediction_problem = f"the grader could not load your model and predict: {result.problem()}"
+            return
+        out = workdir / "predictions.npy"
+        try:
+            if out.is_symlink() or not out.is_file():
+                raise ValueError("no predictions were written")
+            preds = np.load(out, allow_pickle=False)
+        except (OSError, ValueError) as exc:
+            submission.prediction_problem = f"the grader could not read the model's predictions ({exc})"
+            return
+    expected = (len(inputs), 10)
+    if preds.ndim != 2 or preds.shape != expected:
+        submission.prediction_problem = f"the model outputs shape {preds.shape}; expected {expected}, one row of 10 class scores per image"
+    elif not np.all(np.isfinite(preds)):
+        submission.prediction_problem = "the model outputs NaN or infinite values"
+    else:
+        submission.predictions = preds
+
+
+def prepare_submission(
+    student: str,
+    src: Path,
+    assignment: course_config.Assignment,
+    task,
+    *,
+    profile: course_config.Profile,
+    execute: bool,
+    backend: str,
+    keep_dir: Path | None = None,
+) -> Submission:
+    """Everything the checks need to know about one student's submission."""
+    submission = Submission(student=student, assignment=assignment, profile=profile.name, labels=task.labels)
+    with tempfile.TemporaryDirectory(prefix="autograder-submission-") as tmp:
+        workdir = Path(tmp)
+        copy_submission(src, workdir, submission.notes)
+        if execute:
+            execute_notebook(submission, workdir, task, profile=profile, backend=backend, keep_dir=keep_dir)
+        model_path = workdir / assignment.model_file
+        try:
+            submission.model = inspect_model(model_path, max_mb=course_config.LIMITS.max_model_file_mb)
+        except ModelFileError as exc:
+            problem = str(exc)
+            if not model_path.exists():
+                problem = (
+                    f"model file {assignment.model_file} not found: "
+                    + ("the notebook did not save it" if execute else "run the notebook's last cell, which saves it, "
+                       "and submit the file next to the notebook")
+                )
+                if execute and submission.notes:
+                    problem += f" ({submission.notes[-1]})"
+            submission.model_problem = problem
+        if submission.model is not None:
+            predict(submission, model_path, task, backend=backend)
+        else:
+            submission.prediction_problem = submission.model_problem
+    return submission
+
+
+def run_checks(submission: Submission) -> list[CheckResult]:
+    """Run the assignment's check module on ``submission``; one CheckResult per configured check."""
+    import pytest
+
+    plugin = GradingPlugin(submission)
+    args = [
+        str(check_module(submission.assignment.name)),
+        "-q", "-p", "no:cacheprovider", "-p", "no:warnings", "-p", "no:randomly",
+        "--assert=plain", "--import-mode=importlib", "-o", "addopts=", "-o", "testpaths=",
+        "--rootdir", str(check_module(submission.assignment.name).parent),
+    ]
+    log = io.StringIO()
+    with contextlib.redirect_stdout(log), contextlib.redirect_stderr(log):
+        pytest.main(args, plugins=[plugin])
+    results = []
+    for check in submission.assignment.checks:
+        results.append(
+            plugin.results.get(check.id)
+            or CheckResult(check.id, check.title, check.points, 0.0,
+                           "the grader could not run this check (internal error; tell your instructor)", "failed")
+        )
+    return results
+
+
+def grade_student(student: str, src: Path, assignment, task, *, profile, execute, backend, keep_dir) -> StudentResult:
+    start = time.monotonic()
+    submission = prepare_submission(
+        student, src, assignment, task, profile=profile, execute=execute, backend=backend, keep_dir=keep_dir
+    )
+    checks = run_checks(submission)
+    output = "\n".join(submission.notes)
+    extra = {"profile": profile.name, "executed": execute, **({"execution": submission.execution} if execute else {})}
+    if submission.model is not None:
+        extra["model"] = {"summary": submission.model.summary(), "parameters": submission.model.n_params}
+    return StudentResult(student, assignment.name, checks, output, time.monotonic() - start, extra)
+
+
+def failed_result(student: str, assignment, message: str, seconds: float = 0.0) -> StudentResult:
+    """Zero on every check, each saying ``message``."""
+    checks = [CheckResult(c.id, c.title, c.points, 0.0, message, "failed") for c in assignment.checks]
+    return StudentResult(student, assignment.name, checks, message, seconds)
+
+
+def grade(
+    assignment_name: str,
+    submitted_dir: Path,
+    out_dir: Path,
+    *,
+    execute: bool = False,
+    profile_name: str = course_config.DEFAULT_PROFILE,
+    students: list[str] | None = None,
+    backend: str | None = None,
+    log=sys.stderr,
+) -> list[StudentResult]:
+    """Grade ``submitted_dir/<student>/<assignment_name>/`` for every student; write results to ``out_dir``."""
+    from autograder import results as results_io
+
+    assignment = course_config.assignment(assignment_name)
+    profile = course_config.profile(profile_name)
+    submitted_dir = Path(submitted_dir)
+    if not submitted_dir.is_dir():
+        raise FileNotFoundError(f"submitted folder {submitted_dir} does not exist")
+    backend = backend or sandbox.default_backend()
+    names = students or sorted(p.name for p in submitted_dir.iterdir() if p.is_dir() and not p.name.startswith("."))
+    out_dir = Path(out_dir)
+    out_dir.mkdir(parents=True, exist_ok=True)
+    task = TASKS[assignment.name]()
+    mode = f"re-executing notebooks, profile {profile.name}" if execute else f"grading saved models, profile {profile.name}"
+    print(f"grading {assignment.name} for {len(names)} student(s): {mode}; sandbox: {backend}", file=log)
+    results = []
+    try:
+        for student in names:
+            start = time.monotonic()
+            src = submitted_dir / student / assignment.name
+            keep_dir = out_dir / student / assignment.name
+            keep_dir.mkdir(parents=True, exist_ok=True)
+            if not src.is_dir():
+                result = failed_result(student, assignment, f"no submission found at {student}/{assignment.name}/")
+            else:
+                try:
+                    result = grade_student(
+                        student, src, assignment, task, profile=profile, execute=execute, backend=backend, keep_dir=keep_dir
+                    )
+                except Exception as exc:  # a grader bug must not cost anyone else their result
+                    traceback.print_exc(file=log)
+                    result = failed_result(
+                        student, assignment, f"internal grader error ({type(exc).__name__}: {exc}); tell your instructor",
+                        time.monotonic() - start,
+                    )
+            results_io.write_student(result, keep_dir)
+            results.append(result)
+            print(f"  {student}: {result.score:g}/{result.max_score:g} ({result.seconds:.0f} s)", file=log)
+        results_io.write_grades_csv(results, out_dir / "grades.csv")
+    finally:
+        task.close()
+    return results

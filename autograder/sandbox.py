@@ -1,0 +1,455 @@
+"""The security boundary: student notebooks and student model files run only here, in a child.
+
+Everything that touches student code goes through :func:`run_job`. The child process
+
+* sees a minimal filesystem: the system and Python installation read-only, one scratch folder
+  (``/submission``, read-write), an optional read-only data folder (``/data``) and a private
+  ``/tmp``. Nothing else: not the course repository, not the grader's data files, not other
+  students' submissions, not the output folder;
+* has no network (its own empty network namespace) and runs as an unprivileged user;
+* gets wall-time, memory (resident set of the whole process tree), file-size and core limits.
+
+The trusted parent never unpickles anything it gets back: it reads ``.npy`` files with
+``allow_pickle=False`` and JSON.
+
+Isolation backends, best first: ``bwrap`` (bubblewrap), ``unshare`` (util-linux, with a
+chroot built from bind mounts) and ``none`` (resource limits and a scratch folder only; used
+only where neither works, with a warning in every result). ``AUTOGRADER_SANDBOX`` picks one.
+
+This file also holds the jobs that run *inside* the sandbox (``predict`` and ``execute``): the
+parent copies it into the scratch folder and runs it with the venv's Python, so the child needs
+nothing from the course repository.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import signal
+import subprocess
+import sys
+import tempfile
+import threading
+import time
+import warnings
+from dataclasses import dataclass, field
+from functools import lru_cache
+from pathlib import Path
+
+SANDBOX_ENV = "AUTOGRADER_SANDBOX"
+BACKENDS = ("bwrap", "unshare", "none")
+WORK = "/submission"  # the scratch folder as the child sees it
+DATA = "/data"  # the read-only data folder as the child sees it
+JOB_FILE = "_autograder_job.py"
+NOBODY = 65534
+_SYSTEM_DIRS = ("/usr", "/bin", "/sbin", "/lib", "/lib32", "/lib64", "/libx32")
+_ETC_FILES = (
+    "ld.so.cache", "ld.so.conf", "ld.so.conf.d", "alternatives", "passwd", "group", "nsswitch.conf",
+    "localtime", "ssl", "ca-certificates", "fonts", "mime.types", "matplotlibrc",
+)
+
+
+@dataclass
+class SandboxResult:
+    """How a sandboxed job ended."""
+
+    returncode: int | None
+    seconds: float
+    timed_out: bool = False
+    memory_exceeded: bool = False
+    peak_memory_mb: float = 0.0
+    stdout: str = ""
+    stderr: str = ""
+    backend: str = ""
+    limits: dict = field(default_factory=dict)
+
+    @property
+    def ok(self) -> bool:
+        return self.returncode == 0 and not self.timed_out and not self.memory_exceeded
+
+    def problem(self) -> str | None:
+        """A one-line, student-facing reason the job failed (None if it succeeded)."""
+        if self.timed_out:
+            return f"time limit of {self.limits.get('time_limit_s')} s exceeded (stopped after {self.seconds:.0f} s)"
+        if self.memory_exceeded:
+            return f"memory limit of {self.limits.get('memory_limit_mb')} MB exceeded"
+        if self.returncode != 0:
+            tail = last_line(self.stderr) or last_line(self.stdout)
+            return f"exited with code {self.returncode}" + (f": {tail}" if tail else "")
+        return None
+
+
+def last_line(text: str) -> str:
+    lines = [ln.strip() for ln in text.strip().splitlines() if ln.strip()]
+    return lines[-1][:300] if lines else ""
+
+
+# ------------------------------------------------------------------------------------------------
+# Backends
+# ------------------------------------------------------------------------------------------------
+def _python_roots() -> list[str]:
+    """Read-only folders the child needs to run this Python and its packages."""
+    roots = {os.path.realpath(sys.prefix), os.path.realpath(sys.base_prefix), os.path.realpath(sys.exec_prefix)}
+    exe = os.path.realpath(sys.executable)
+    roots.add(os.path.dirname(os.path.dirname(exe)))
+    return sorted(r for r in roots if r and r != "/")
+
+
+def _readonly_roots() -> list[str]:
+    paths = [d for d in _SYSTEM_DIRS if os.path.exists(d)]
+    paths += [f"/etc/{name}" for name in _ETC_FILES if os.path.exists(f"/etc/{name}")]
+    for root in _python_roots():
+        if not any(root == p or root.startswith(p + "/") for p in paths):
+            paths.append(root)
+    return paths
+
+
+def _bwrap_argv(workdir: Path, data_dir: Path | None, inner: list[str]) -> list[str]:
+    argv = ["bwrap", "--unshare-all", "--die-with-parent", "--new-session",
+            "--uid", str(NOBODY), "--gid", str(NOBODY), "--hostname", "sandbox",
+            "--proc", "/proc", "--dev", "/dev", "--tmpfs", "/tmp"]
+    for path in _readonly_roots():
+        if os.path.islink(path):  # e.g. /lib -> usr/lib on merged-/usr systems
+            argv += ["--symlink", os.readlink(path), path]
+        else:
+            argv += ["--ro-bind", path, path]
+    argv += ["--bind", str(workdir), WORK]
+    if data_dir is not None:
+        argv += ["--ro-bind", str(data_dir), DATA]
+    argv += ["--chdir", WORK, "--"]
+    return argv + inner
+
+
+_UNSHARE_SCRIPT = r"""
+set -e
+root=$(mktemp -d /tmp/sandbox-root.XXXXXX)
+mount -t tmpfs -o mode=755 sandbox "$root"
+mkdir -p "$root/proc" "$root/dev" "$root/tmp" "$root$WORK"
+mount -t proc proc "$root/proc"
+mount --rbind /dev "$root/dev"
+mount -t tmpfs -o mode=1777 tmp "$root/tmp"
+for p in $RO_PATHS; do
+  if [ -L "$p" ]; then ln -s "$(readlink "$p")" "$root$p"; continue; fi
+  if [ -d "$p" ]; then mkdir -p "$root$p"; else mkdir -p "$root$(dirname "$p")"; touch "$root$p"; fi
+  mount --rbind "$p" "$root$p"
+  mount -o remount,bind,ro "$root$p" 2>/dev/null || true
+done
+mount --bind "$WORK_SRC" "$root$WORK"
+if [ -n "$DATA_SRC" ]; then mkdir -p "$root$DATA"; mount --bind "$DATA_SRC" "$root$DATA"; mount -o remount,bind,ro "$root$DATA"; fi
+cd "$root"
+if [ "$(id -u)" = 0 ] && [ -z "$USERNS" ]; then
+  exec "$CHROOT" --userspec=$NOBODY:$NOBODY "$root" /bin/sh -c 'cd "$0" && exec "$@"' "$WORK" "$@"
+fi
+exec "$CHROOT" "$root" /bin/sh -c 'cd "$0" && exec "$@"' "$WORK" "$@"
+"""
+
+
+def _unshare_argv(workdir: Path, data_dir: Path | None, inner: list[str]) -> tuple[list[str], dict]:
+    userns = os.geteuid() != 0
+    argv = ["unshare", "--mount", "--net", "--pid", "--ipc", "--uts", "--fork", "--kill-child", "--propagation", "private"]
+    if userns:
+        argv.append("--map-root-user")
+    argv += ["/bin/sh", "-c", _UNSHARE_SCRIPT, "sandbox"] + inner
+    env = {
+        "RO_PATHS": " ".join(_readonly_roots()),
+        "WORK": WORK,
+        "WORK_SRC": str(workdir),
+        "DATA": DATA,
+        "DATA_SRC": str(data_dir) if data_dir else "",
+        "NOBODY": str(NOBODY),
+        "USERNS": "1" if userns else "",
+        "CHROOT": shutil.which("chroot") or "chroot",
+        "PATH": "/usr/sbin:/usr/bin:/sbin:/bin",
+    }
+    return argv, env
+
+
+@lru_cache(maxsize=None)
+def _backend_works(backend: str) -> bool:
+    if backend == "none":
+        return True
+    exe = {"bwrap": "bwrap", "unshare": "unshare"}[backend]
+    if shutil.which(exe) is None or shutil.which("chroot" if backend == "unshare" else exe) is None:
+        return False
+    with tempfile.TemporaryDirectory() as tmp:
+        probe = subprocess.run  # noqa: S603 - fixed argv
+        argv, extra = _wrap(backend, Path(tmp), None, [sys.executable, "-c", "import os; print(os.getcwd())"])
+        try:
+            res = probe(argv, env={**_base_env(), **extra}, capture_output=True, text=True, timeout=60)
+        except (OSError, subprocess.TimeoutExpired):
+            return False
+        return res.returncode == 0 and res.stdout.strip() == WORK
+
+
+def available_backends() -> list[str]:
+    """The isolation backends that work on this machine, best first."""
+    return [b for b in BACKENDS if _backend_works(b)]
+
+
+def default_backend() -> str:
+    """The backend to use: ``$AUTOGRADER_SANDBOX`` if set, else the best one that works."""
+    wanted = os.environ.get(SANDBOX_ENV)
+    if wanted:
+        if wanted not in BACKENDS:
+            raise ValueError(f"{SANDBOX_ENV}={wanted!r}; choose one of {', '.join(BACKENDS)}")
+        if not _backend_works(wanted):
+            raise RuntimeError(f"{SANDBOX_ENV}={wanted} does not work on this machine")
+        return wanted
+    backend = available_backends()[0]
+    if backend == "none":
+        warnings.warn(
+            "no isolating sandbox works here (install bubblewrap, or allow unshare): student code runs "
+            "with resource limits only and could read files this user can read",
+            RuntimeWarning,
+            stacklevel=2,
+        )
+    return backend
+
+
+def _wrap(backend: str, workdir: Path, data_dir: Path | None, inner: list[str]) -> tuple[list[str], dict]:
+    if backend == "bwrap":
+        return _bwrap_argv(workdir, data_dir, inner), {}
+    if backend == "unshare":
+        return _unshare_argv(workdir, data_dir, inner)
+    return inner, {}
+
+
+def _base_env() -> dict[str, str]:
+    """The whole environment of the child: nothing of the grader's is passed on."""
+    env = {
+        "PATH": f"{os.path.dirname(sys.executable)}:/usr/local/bin:/usr/bin:/bin",
+        "HOME": "/tmp/home",
+        "LANG": "C.UTF-8",
+        "TMPDIR": "/tmp",
+        "MPLBACKEND": "Agg",
+        "MPLCONFIGDIR": "/tmp/matplotlib",
+        "JUPYTER_RUNTIME_DIR": "/tmp/jupyter-runtime",
+        "JUPYTER_DATA_DIR": "/tmp/jupyter-data",
+        "IPYTHONDIR": "/tmp/ipython",
+        "KERAS_HOME": "/tmp/home/.keras",
+        "PYTHONDONTWRITEBYTECODE": "1",
+        "PYTHONUNBUFFERED": "1",
+        "TF_CPP_MIN_LOG_LEVEL": os.environ.get("TF_CPP_MIN_LOG_LEVEL", "2"),
+        "COURSE_DATA_DIR": DATA,
+    }
+    if "KERAS_BACKEND" in os.environ:
+        env["KERAS_BACKEND"] = os.environ["KERAS_BACKEND"]
+    return env
+
+
+# ------------------------------------------------------------------------------------------------
+# Resource limits
+# ------------------------------------------------------------------------------------------------
+def _set_rlimits(max_file_mb: int, cpu_seconds: int) -> None:  # runs in the child before exec
+    import resource
+
+    def cap(which, value):
+        try:
+            soft, hard = resource.getrlimit(which)
+            value = value if hard == resource.RLIM_INFINITY else min(value, hard)
+            resource.setrlimit(which, (value, value))
+        except (ValueError, OSError):
+            pass
+
+    cap(resource.RLIMIT_CORE, 0)
+    cap(resource.RLIMIT_FSIZE, max_file_mb * 2**20)
+    cap(resource.RLIMIT_CPU, cpu_seconds)
+    cap(resource.RLIMIT_NOFILE, 4096)
+
+
+def _tree_rss_mb(root_pid: int) -> float:
+    """Resident memory of ``root_pid`` and all its descendants, in MB (Linux /proc)."""
+    children: dict[int, list[int]] = {}
+    rss: dict[int, int] = {}
+    page = os.sysconf("SC_PAGE_SIZE")
+    for entry in os.listdir("/proc"):
+        if not entry.isdigit():
+            continue
+        try:
+            with open(f"/proc/{entry}/stat", "rb") as f:
+                stat = f.read().decode(errors="replace")
+            fields = stat[stat.rindex(")") + 2:].split()
+            ppid, pages = int(fields[1]), int(fields[21])
+        except (OSError, ValueError, IndexError):
+            continue
+        pid = int(entry)
+        children.setdefault(ppid, []).append(pid)
+        rss[pid] = pages * page
+    total, stack = 0, [root_pid]
+    while stack:
+        pid = stack.pop()
+        total += rss.get(pid, 0)
+        stack.extend(children.get(pid, ()))
+    return total / 2**20
+
+
+def run_job(
+    argv: list[str],
+    workdir: Path,
+    *,
+    time_limit_s: float,
+    memory_limit_mb: int,
+    data_dir: Path | None = None,
+    max_file_mb: int = 512,
+    backend: str | None = None,
+    extra_env: dict[str, str] | None = None,
+) -> SandboxResult:
+    """Run ``argv`` (paths as the child sees them) in the sandbox with ``workdir`` as ``/submission``.
+
+    ``data_dir``, if given, is visible read-only as ``/data``. Nothing else of this machine's files
+    is visible beyond the system and the Python installation (backend ``none`` excepted).
+    """
+    backend = backend or default_backend()
+    workdir = Path(workdir).resolve()
+    if backend == "none":  # no namespace: map the fixed child paths onto the real folders
+        argv = [a.replace(WORK, str(workdir)).replace(DATA, str(data_dir or workdir)) for a in argv]
+    full_argv, wrap_env = _wrap(backend, workdir, data_dir, argv)
+    env = {**_base_env(), **wrap_env, **(extra_env or {})}
+    if backend == "none":
+        env.update({"HOME": str(workdir), "COURSE_DATA_DIR": str(data_dir or workdir), "TMPDIR": str(workdir)})
+        for key in ("MPLCONFIGDIR", "JUPYTER_RUNTIME_DIR", "JUPYTER_DATA_DIR", "IPYTHONDIR", "KERAS_HOME"):
+            env[key] = str(workdir / ".cache" / key.lower())
+    limits = {"time_limit_s": time_limit_s, "memory_limit_mb": memory_limit_mb}
+    cpu_seconds = int(time_limit_s * (os.cpu_count() or 1)) + 60
+    with tempfile.TemporaryDirectory(prefix="sandbox-log-") as logs:
+        out_path, err_path = Path(logs) / "stdout", Path(logs) / "stderr"
+        with open(out_path, "wb") as out, open(err_path, "wb") as err:
+            start = time.monotonic()
+            proc = subprocess.Popen(  # noqa: S603 - argv built above, no shell
+                full_argv,
+                cwd=str(workdir) if backend == "none" else "/",
+                env=env,
+                stdin=subprocess.DEVNULL,
+                stdout=out,
+                stderr=err,
+                start_new_session=True,
+                preexec_fn=lambda: _set_rlimits(max_file_mb, cpu_seconds),
+            )
+            peak = [0.0]
+            over = threading.Event()
+            stop = threading.Event()
+
+            def watch():
+                while not stop.wait(0.25):
+                    used = _tree_rss_mb(proc.pid)
+                    peak[0] = max(peak[0], used)
+                    if used > memory_limit_mb:
+                        over.set()
+                        _kill(proc)
+                        return
+
+            watcher = threading.Thread(target=watch, daemon=True)
+            watcher.start()
+            timed_out = False
+            try:
+                proc.wait(timeout=time_limit_s)
+            except subprocess.TimeoutExpired:
+                timed_out = True
+                _kill(proc)
+                proc.wait()
+            finally:
+                stop.set()
+                watcher.join()
+            seconds = time.monotonic() - start
+        return SandboxResult(
+            returncode=proc.returncode,
+            seconds=seconds,
+            timed_out=timed_out,
+            memory_exceeded=over.is_set(),
+            peak_memory_mb=peak[0],
+            stdout=_tail(out_path),
+            stderr=_tail(err_path),
+            backend=backend,
+            limits=limits,
+        )
+
+
+def _kill(proc: subprocess.Popen) -> None:
+    try:
+        os.killpg(proc.pid, signal.SIGKILL)
+    except (ProcessLookupError, PermissionError):
+        pass
+
+
+def _tail(path: Path, limit: int = 64 * 1024) -> str:
+    with open(path, "rb") as f:
+        f.seek(0, os.SEEK_END)
+        f.seek(max(0, f.tell() - limit))
+        return f.read().decode("utf-8", errors="replace")
+
+
+def install_job(workdir: Path) -> None:
+    """Copy this module into ``workdir`` so the child can run its jobs (see :func:`python_argv`)."""
+    shutil.copyfile(__file__, Path(workdir) / JOB_FILE)
+
+
+def python_argv(job: str, *args: str) -> list[str]:
+    """The child's command line for one of this module's jobs (run with isolated Python)."""
+    return [sys.executable, "-I", f"{WORK}/{JOB_FILE}", job, *args]
+
+
+# ------------------------------------------------------------------------------------------------
+# Jobs that run inside the sandbox
+# ------------------------------------------------------------------------------------------------
+def _job_predict(model_path: str, images_path: str, out_path: str) -> None:
+    """Load a student model in Keras safe mode and write its predictions on ``images`` as .npy."""
+    import numpy as np
+
+    os.environ.setdefault("KERAS_BACKEND", "tensorflow")
+    import keras
+
+    model = keras.saving.load_model(model_path, safe_mode=True, compile=False)
+    images = np.load(images_path, allow_pickle=False)
+    preds = model.predict(images, batch_size=500, verbose=0)
+    preds = np.asarray(preds)
+    if preds.dtype == object:
+        raise TypeError("the model's output is not a numeric array")
+    np.save(out_path, preds.astype(np.float32), allow_pickle=False)
+
+
+def _job_execute(notebook_path: str, executed_path: str, report_path: str) -> None:
+    """Run a notebook top to bottom with a local kernel; write the executed copy and a JSON report."""
+    import nbformat
+    from jupyter_client.manager import KernelManager
+    from nbclient import NotebookClient
+    from nbclient.exceptions import CellExecutionError, DeadKernelError
+
+    for key in ("HOME", "MPLCONFIGDIR", "JUPYTER_RUNTIME_DIR", "JUPYTER_DATA_DIR", "IPYTHONDIR"):
+        os.makedirs(os.environ[key], exist_ok=True)
+    nb = nbformat.read(notebook_path, as_version=4)
+    # IPC sockets instead of TCP: the kernel needs no network at all.
+    km = KernelManager(kernel_name="python3", transport="ipc", ip=os.path.join(tempfile.gettempdir(), "kernel"))
+    client = NotebookClient(
+        nb, km=km, timeout=None, allow_errors=False, record_timing=True,
+        resources={"metadata": {"path": os.path.dirname(os.path.abspath(notebook_path))}},
+    )
+    report = {"status": "ok"}
+    try:
+        client.execute()
+    except CellExecutionError as exc:
+        report = {"status": "error", "ename": exc.ename, "evalue": exc.evalue}
+        for index, cell in enumerate(nb.cells):
+            for output in cell.get("outputs", []):
+                if output.get("output_type") == "error":
+                    report["cell"] = index
+                    report["grade_id"] = cell.get("metadata", {}).get("nbgrader", {}).get("grade_id")
+    except DeadKernelError as exc:
+        report = {"status": "error", "ename": "DeadKernelError", "evalue": str(exc)[:500]}
+    finally:
+        nbformat.write(nb, executed_path)
+        with open(report_path, "w") as f:
+            json.dump(report, f)
+
+
+def _child_main(argv: list[str]) -> int:
+    jobs = {"predict": _job_predict, "execute": _job_execute}
+    if not argv or argv[0] not in jobs:
+        print(f"usage: {JOB_FILE} {{{','.join(jobs)}}} ARGS...", file=sys.stderr)
+        return 2
+    jobs[argv[0]](*argv[1:])
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(_child_main(sys.argv[1:]))

@@ -1,0 +1,180 @@
+"""The security boundary: what a sandboxed child can and cannot do, for every backend that works here."""
+
+from __future__ import annotations
+
+import json
+import socket
+import sys
+import textwrap
+import threading
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+import course_config
+from autograder import grading, sandbox
+from autograder.course_data import mnist_candidates
+
+ISOLATING = [b for b in ("bwrap", "unshare") if b in sandbox.available_backends()]
+
+
+def test_an_isolating_backend_works_here():
+    # The grader must not silently fall back to "none" on the machines this kit supports.
+    assert ISOLATING, "neither bubblewrap nor unshare works; see README (sandbox)"
+    assert sandbox.default_backend() in ISOLATING
+
+
+def run_script(tmp_path: Path, backend: str, code: str, *, data_dir=None, time_limit_s=60, memory_limit_mb=1024):
+    work = tmp_path / "work"
+    work.mkdir(exist_ok=True)
+    (work / "probe.py").write_text(textwrap.dedent(code))
+    return sandbox.run_job(
+        [sys.executable, "-I", f"{sandbox.WORK}/probe.py"],
+        work,
+        time_limit_s=time_limit_s,
+        memory_limit_mb=memory_limit_mb,
+        data_dir=data_dir,
+        backend=backend,
+    )
+
+
+@pytest.fixture(scope="module")
+def grader_paths(tmp_path_factory):
+    """Every path where the grader keeps test labels or other students' work."""
+    task = grading.MnistTask()
+    out = tmp_path_factory.mktemp("out")
+    submitted = tmp_path_factory.mktemp("submitted")
+    (submitted / "bob" / "mnist_dense").mkdir(parents=True)
+    (submitted / "bob" / "mnist_dense" / "secret.txt").write_text("bob's work")
+    paths = [str(p) for _, p in mnist_candidates()]
+    paths += [str(Path(p).parent) for p in paths]
+    paths += [str(out), str(submitted), str(submitted / "bob" / "mnist_dense" / "secret.txt"),
+              str(course_config.COURSE_DIR), str(course_config.COURSE_DIR / "course_config.py"),
+              str(Path.home()), "/etc/shadow"]
+    yield task, paths
+    task.close()
+
+
+@pytest.mark.parametrize("backend", ISOLATING)
+def test_child_cannot_read_labels_or_other_files(tmp_path, backend, grader_paths):
+    task, paths = grader_paths
+    result = run_script(tmp_path, backend, f"""
+        import json, os
+        paths = {paths!r}
+        readable = []
+        for p in paths:
+            try:
+                if os.path.isdir(p):
+                    os.listdir(p)
+                else:
+                    open(p, "rb").read(1)
+                readable.append(p)
+            except OSError:
+                pass
+        # The data a re-executed notebook gets has no test labels.
+        import numpy as np
+        with np.load("/data/mnist.npz") as f:
+            keys = sorted(f.files)
+        print(json.dumps({{"readable": readable, "data_keys": keys, "uid": os.getuid(), "cwd": os.getcwd()}}))
+    """, data_dir=task.sandbox_data_dir())
+    assert result.ok, result.stderr
+    seen = json.loads(result.stdout.strip().splitlines()[-1])
+    assert seen["readable"] == [], f"the sandboxed child could read {seen['readable']}"
+    assert seen["data_keys"] == ["x_test", "x_train", "y_train"]
+    assert seen["uid"] != 0
+    assert seen["cwd"] == sandbox.WORK
+
+
+@pytest.mark.parametrize("backend", ISOLATING)
+def test_child_has_no_network(tmp_path, backend):
+    server = socket.socket()
+    server.bind(("127.0.0.1", 0))
+    server.listen(1)
+    port = server.getsockname()[1]
+    accepted = []
+    server.settimeout(10)
+
+    def accept():
+        try:
+            accepted.append(server.accept())
+        except OSError:
+            pass
+
+    t = threading.Thread(target=accept, daemon=True)
+    t.start()
+    try:
+        # Sanity: the listener is reachable from an unsandboxed process.
+        with socket.create_connection(("127.0.0.1", port), timeout=5):
+            pass
+        t.join()
+        assert accepted, "listener did not accept the unsandboxed connection"
+        result = run_script(tmp_path, backend, f"""
+            import socket
+            try:
+                socket.create_connection(("127.0.0.1", {port}), timeout=5)
+                print("CONNECTED")
+            except OSError as e:
+                print("refused", type(e).__name__)
+            print("interfaces", sorted(name for _, name in socket.if_nameindex()))
+        """)
+    finally:
+        server.close()
+    assert result.ok, result.stderr
+    assert "CONNECTED" not in result.stdout
+    assert "interfaces ['lo']" in result.stdout
+
+
+@pytest.mark.parametrize("backend", ISOLATING)
+def test_time_limit_kills_the_child(tmp_path, backend):
+    result = run_script(tmp_path, backend, "import time\nwhile True: time.sleep(1)\n", time_limit_s=3)
+    assert result.timed_out and not result.ok
+    assert "time limit of 3 s exceeded" in result.problem()
+    assert result.seconds < 30
+
+
+@pytest.mark.parametrize("backend", ISOLATING)
+def test_memory_limit_kills_the_child(tmp_path, backend):
+    result = run_script(tmp_path, backend, """
+        import time
+        blocks = []
+        for _ in range(40):
+            blocks.append(bytearray(50 * 2**20))  # touch 50 MB at a time
+            time.sleep(0.1)
+        print("survived")
+    """, memory_limit_mb=300)
+    assert result.memory_exceeded and not result.ok
+    assert "memory limit of 300 MB exceeded" in result.problem()
+    assert "survived" not in result.stdout
+
+
+@pytest.mark.parametrize("backend", ISOLATING)
+def test_child_writes_only_its_scratch_folder(tmp_path, backend):
+    result = run_script(tmp_path, backend, """
+        open("/submission/out.txt", "w").write("ok")
+        for p in ["/usr/evil", "/etc/evil", "/data_evil"]:
+            try:
+                open(p, "w").write("x")
+                print("WROTE", p)
+            except OSError:
+                pass
+    """)
+    assert result.ok, result.stderr
+    assert (tmp_path / "work" / "out.txt").read_text() == "ok"
+    assert "WROTE" not in result.stdout
+
+
+def test_predict_job_uses_safe_mode(tmp_path, models_dir):
+    """The child refuses a Lambda model even if the parent's config check were bypassed."""
+    work = tmp_path / "w"
+    work.mkdir()
+    (work / "model.keras").write_bytes((models_dir / "lambda.keras").read_bytes())
+    np.save(work / "inputs.npy", np.zeros((2, 28, 28), np.float32))
+    sandbox.install_job(work)
+    result = sandbox.run_job(
+        sandbox.python_argv("predict", f"{sandbox.WORK}/model.keras", f"{sandbox.WORK}/inputs.npy", f"{sandbox.WORK}/p.npy"),
+        work, time_limit_s=120, memory_limit_mb=3000,
+    )
+    assert not result.ok
+    assert "safe_mode" in result.stderr or "Lambda" in result.stderr
+    assert not (work / "p.npy").exists()
