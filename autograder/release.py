@@ -9,6 +9,7 @@ in place. Both outputs are committed; :func:`drift` tells whether they still mat
 from __future__ import annotations
 
 import filecmp
+import os
 import shutil
 import subprocess
 import sys
@@ -20,6 +21,16 @@ import course_config
 HELPERS_DIR = Path(__file__).resolve().parent
 OUTPUTS = {"release": "generate_assignment", "solutions": "generate_solution"}
 IGNORED = {".ipynb_checkpoints", "__pycache__", ".nbgrader.log", "gradebook.db"}
+# nbgrader's configuration for the scratch course. Solutions are not executed: outputs would make
+# them differ from run to run (and training takes minutes); students run them themselves.
+NBGRADER_CONFIG = """\
+from nbgrader.preprocessors import ClearMarkScheme, ClearOutput, IncludeHeaderFooter, LockCells
+
+c = get_config()
+c.CourseDirectory.release_directory = "release"
+c.CourseDirectory.solution_directory = "solutions"
+c.GenerateSolution.preprocessors = [IncludeHeaderFooter, LockCells, ClearOutput, ClearMarkScheme]
+"""
 
 
 class ReleaseError(RuntimeError):
@@ -38,14 +49,14 @@ def sync_helpers(assignment: course_config.Assignment, course_dir: Path = course
 
 
 def _nbgrader(command: str, assignment: str, root: Path) -> None:
+    """Run one nbgrader command in the scratch course ``root`` (its gradebook lives there too)."""
     argv = [
-        sys.executable, "-m", "nbgrader", command, assignment, "--force", "--no-db",
-        f"--CourseDirectory.root={root}", "--CourseDirectory.solution_directory=solutions",
-        "--CourseDirectory.release_directory=release", "--log-level=WARN",
+        sys.executable, "-m", "nbgrader", command, assignment, "--force",
+        f"--CourseDirectory.root={root}", "--log-level=WARN",
     ]
-    if command == "generate_solution":
-        argv.remove("--no-db")  # generate_solution has no database option
-    res = subprocess.run(argv, cwd=root, capture_output=True, text=True)
+    # nbgrader runs `alembic` for its gradebook: it must find the venv's scripts on PATH.
+    env = {**os.environ, "PATH": os.path.dirname(sys.executable) + os.pathsep + os.environ.get("PATH", "")}
+    res = subprocess.run(argv, cwd=root, capture_output=True, text=True, env=env)
     if res.returncode != 0:
         raise ReleaseError(f"nbgrader {command} {assignment} failed:\n{res.stdout}{res.stderr}")
 
@@ -56,6 +67,7 @@ def build(assignment: course_config.Assignment, course_dir: Path, target_root: P
     if not (source / assignment.notebook).is_file():
         raise ReleaseError(f"{source / assignment.notebook} does not exist")
     shutil.copytree(source, target_root / "source" / assignment.name, ignore=shutil.ignore_patterns(*IGNORED))
+    (target_root / "nbgrader_config.py").write_text(NBGRADER_CONFIG)
     for command in OUTPUTS.values():
         _nbgrader(command, assignment.name, target_root)
 

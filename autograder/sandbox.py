@@ -117,7 +117,7 @@ def _bwrap_argv(workdir: Path, data_dir: Path | None, inner: list[str]) -> list[
     argv += ["--bind", str(workdir), WORK]
     if data_dir is not None:
         argv += ["--ro-bind", str(data_dir), DATA]
-    argv += ["--chdir", WORK, "--"]
+    argv += ["--remount-ro", "/", "--chdir", WORK, "--"]
     return argv + inner
 
 
@@ -137,6 +137,7 @@ for p in $RO_PATHS; do
 done
 mount --bind "$WORK_SRC" "$root$WORK"
 if [ -n "$DATA_SRC" ]; then mkdir -p "$root$DATA"; mount --bind "$DATA_SRC" "$root$DATA"; mount -o remount,bind,ro "$root$DATA"; fi
+mount -o remount,ro "$root"
 cd "$root"
 if [ "$(id -u)" = 0 ] && [ -z "$USERNS" ]; then
   exec "$CHROOT" --userspec=$NOBODY:$NOBODY "$root" /bin/sh -c 'cd "$0" && exec "$@"' "$WORK" "$@"
@@ -145,8 +146,22 @@ exec "$CHROOT" "$root" /bin/sh -c 'cd "$0" && exec "$@"' "$WORK" "$@"
 """
 
 
+def _give_to_nobody(workdir: Path, data_dir: Path | None) -> None:
+    """As root, the unshare backend runs the child as uid 65534: let it use its folders."""
+    for dirpath, dirnames, filenames in os.walk(workdir):
+        for name in [dirpath] + [os.path.join(dirpath, n) for n in dirnames + filenames]:
+            os.lchown(name, NOBODY, NOBODY)
+    if data_dir is not None:
+        for dirpath, _, filenames in os.walk(data_dir):
+            os.chmod(dirpath, 0o755)
+            for name in filenames:
+                os.chmod(os.path.join(dirpath, name), 0o644)
+
+
 def _unshare_argv(workdir: Path, data_dir: Path | None, inner: list[str]) -> tuple[list[str], dict]:
     userns = os.geteuid() != 0
+    if not userns:
+        _give_to_nobody(workdir, data_dir)
     argv = ["unshare", "--mount", "--net", "--pid", "--ipc", "--uts", "--fork", "--kill-child", "--propagation", "private"]
     if userns:
         argv.append("--map-root-user")
