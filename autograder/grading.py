@@ -158,7 +158,7 @@ def inject_parameters(nb, parameters: dict[str, object], profile: str):
     lines = [f"# Injected by the autograder (profile {profile!r})"]
     lines += [f"{name} = {value!r}" for name, value in parameters.items()]
     cell = nbformat.v4.new_code_cell("\n".join(lines), metadata={"tags": [INJECTED_TAG]})
-    cell.pop("id", None)
+    cell["id"] = INJECTED_TAG
     index = next(
         (i + 1 for i, c in enumerate(nb.cells) if "parameters" in c.get("metadata", {}).get("tags", [])),
         0,
@@ -190,7 +190,7 @@ def execute_notebook(
         return
     # Grade only what this run saves, never a model file that came with the submission.
     (workdir / a.model_file).unlink(missing_ok=True)
-    inject_parameters(nb, a.parameters.get(profile.name, {}), profile.name)
+    injected_at = inject_parameters(nb, a.parameters.get(profile.name, {}), profile.name)
     nbformat.write(nb, nb_path)
     release_dir = course_config.COURSE_DIR / "release" / a.name
     for helper in a.helpers:  # the official helpers, whatever the student's copies say
@@ -223,12 +223,30 @@ def execute_notebook(
     if result.timed_out or result.memory_exceeded:
         submission.notes.append(f"running the notebook stopped: {result.problem()}")
     elif report.get("status") == "error":
-        where = f" in cell {report['cell']}" if "cell" in report else ""
-        if report.get("grade_id"):
-            where += f" ({report['grade_id']})"
-        submission.notes.append(f"the notebook raised {report.get('ename')}: {report.get('evalue')}{where}")
+        submission.notes.append(describe_errors(report.get("errors", []), injected_at))
     elif not result.ok:
         submission.notes.append(f"running the notebook failed: {result.problem()}")
+
+
+def describe_errors(errors: list[dict], injected_at: int | None = None) -> str:
+    """The first error a notebook raised, where, and how many followed (student-facing)."""
+    if not errors:
+        return "the notebook raised an error"
+    first = errors[0]
+    error = f"{first.get('ename')}: {first.get('evalue')}" if first.get("evalue") else str(first.get("ename"))
+    where = ""
+    if isinstance(first.get("cell"), int):
+        # Number cells from 1 as the student sees them: without the cell the grader injected.
+        index = first["cell"]
+        if INJECTED_TAG in first.get("tags", []):
+            where = " in the grader's parameter cell"
+        else:
+            where = f" in cell {index if injected_at is not None and index > injected_at else index + 1}"
+        if first.get("grade_id"):
+            where += f" ({first['grade_id']})"
+    hint = " (a `YOUR CODE HERE` cell is not filled in yet)" if first.get("ename") == "NotImplementedError" else ""
+    more = f"; {len(errors) - 1} later cell(s) failed too" if len(errors) > 1 else ""
+    return f"the notebook raised {error}{where}{hint}{more}"
 
 
 def _read_json(path: Path) -> dict:

@@ -428,30 +428,37 @@ def _job_execute(notebook_path: str, executed_path: str, report_path: str) -> No
     import nbformat
     from jupyter_client.manager import KernelManager
     from nbclient import NotebookClient
-    from nbclient.exceptions import CellExecutionError, DeadKernelError
+    from nbclient.exceptions import DeadKernelError
 
     for key in ("HOME", "MPLCONFIGDIR", "JUPYTER_RUNTIME_DIR", "JUPYTER_DATA_DIR", "IPYTHONDIR"):
         os.makedirs(os.environ[key], exist_ok=True)
     nb = nbformat.read(notebook_path, as_version=4)
     # IPC sockets instead of TCP: the kernel needs no network at all.
     km = KernelManager(kernel_name="python3", transport="ipc", ip=os.path.join(tempfile.gettempdir(), "kernel"))
+    # Like `nbgrader autograde`, keep going after a failing cell: a failed sanity check should not
+    # cost the points of a model the notebook still saves. The first error is what gets reported.
     client = NotebookClient(
-        nb, km=km, timeout=None, allow_errors=False, record_timing=True,
+        nb, km=km, timeout=None, allow_errors=True, record_timing=True,
         resources={"metadata": {"path": os.path.dirname(os.path.abspath(notebook_path))}},
     )
-    report = {"status": "ok"}
+    report = {"status": "ok", "errors": []}
     try:
         client.execute()
-    except CellExecutionError as exc:
-        report = {"status": "error", "ename": exc.ename, "evalue": exc.evalue}
+    except DeadKernelError as exc:
+        report["errors"].append({"ename": "DeadKernelError", "evalue": str(exc)[:500]})
+    finally:
         for index, cell in enumerate(nb.cells):
             for output in cell.get("outputs", []):
                 if output.get("output_type") == "error":
-                    report["cell"] = index
-                    report["grade_id"] = cell.get("metadata", {}).get("nbgrader", {}).get("grade_id")
-    except DeadKernelError as exc:
-        report = {"status": "error", "ename": "DeadKernelError", "evalue": str(exc)[:500]}
-    finally:
+                    report["errors"].append({
+                        "ename": output.get("ename"),
+                        "evalue": str(output.get("evalue"))[:500],
+                        "cell": index,
+                        "grade_id": cell.get("metadata", {}).get("nbgrader", {}).get("grade_id"),
+                        "tags": cell.get("metadata", {}).get("tags", []),
+                    })
+        if report["errors"]:
+            report["status"] = "error"
         nbformat.write(nb, executed_path)
         with open(report_path, "w") as f:
             json.dump(report, f)

@@ -57,8 +57,8 @@ class GradingPlugin:
     """Provides the submission to the checks and collects one CheckResult per check."""
 
     def __init__(self, submission):
-        self.submission = submission
-        self.assignment = submission.assignment
+        self._submission = submission
+        self._assignment = submission.assignment
         self.results: dict[str, CheckResult] = {}
         self._scores: dict[str, Score] = {}
         self.collected: list[str] = []
@@ -73,34 +73,34 @@ class GradingPlugin:
     # -- fixtures --------------------------------------------------------------------------
     @pytest.fixture
     def submission(self):
-        return self.submission
+        return self._submission
 
     @pytest.fixture
     def assignment(self):
-        return self.assignment
+        return self._assignment
 
     @pytest.fixture
     def model(self):
         """The model's architecture (``ModelInfo``); fails the check if the file can't be read."""
-        if self.submission.model is None:
-            pytest.fail(self.submission.model_problem, pytrace=False)
-        return self.submission.model
+        if self._submission.model is None:
+            pytest.fail(self._submission.model_problem, pytrace=False)
+        return self._submission.model
 
     @pytest.fixture
     def predictions(self):
         """The model's outputs on the hidden test inputs, made in the sandbox."""
-        if self.submission.predictions is None:
-            pytest.fail(self.submission.prediction_problem, pytrace=False)
-        return self.submission.predictions
+        if self._submission.predictions is None:
+            pytest.fail(self._submission.prediction_problem, pytrace=False)
+        return self._submission.predictions
 
     @pytest.fixture
     def labels(self):
         """The hidden test labels (trusted side only)."""
-        return self.submission.labels
+        return self._submission.labels
 
     @pytest.fixture
     def threshold(self, request):
-        return self.assignment.threshold(self.submission.profile, check_id(request.node))
+        return self._assignment.threshold(self._submission.profile, check_id(request.node))
 
     @pytest.fixture
     def score(self, request):
@@ -116,7 +116,7 @@ class GradingPlugin:
         cid = check_id(item)
         if cid is None:
             return
-        check = self.assignment.check(cid)
+        check = self._assignment.check(cid)
         if report.when == "call" or (report.when == "setup" and report.failed):
             recorded = self._scores.get(item.nodeid)
             if report.passed:

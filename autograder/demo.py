@@ -1,0 +1,150 @@
+"""``make demo``: build the release, create a sample class, grade it by re-execution, print the table.
+
+The sample class is made from the committed solution and release notebooks, each student a
+situation a grading TA meets: the reference solution (full marks), the untouched release (zero),
+plausible but wrong work (partial credit), a notebook that raises (zero, the error shown) and one
+that trains far too long (zero, "time limit"). Everything is graded with ``--execute --profile quick``
+exactly as ``autograder grade`` does it, and the demo checks that each outcome is the expected one.
+"""
+
+from __future__ import annotations
+
+import shutil
+import sys
+import time
+from dataclasses import dataclass
+from pathlib import Path
+
+import course_config
+from autograder import grading, release
+from autograder.cli import table
+
+PROFILE = "quick"
+
+
+@dataclass(frozen=True)
+class Sample:
+    """A student of the sample class: where the work comes from, what is changed, what to expect."""
+
+    student: str
+    story: str
+    base: str  # "solutions" or "release"
+    edits: tuple[tuple[str, str, str], ...]  # (cell grade_id, old text, new text)
+    expect: str  # "full", "zero" or "partial"
+    expect_words: str = ""  # must appear in the student's output
+
+
+SAMPLES: dict[str, tuple[Sample, ...]] = {
+    "mnist_dense": (
+        Sample("ada", "reference solution", "solutions", (), "full"),
+        Sample("ben", "untouched release", "release", (), "zero", "NotImplementedError"),
+        Sample(
+            "cleo",
+            "no softmax on the output layer (trains on logits)",
+            "solutions",
+            (
+                ("build_model", 'keras.layers.Dense(10, activation="softmax")', "keras.layers.Dense(10)"),
+                ("compile", 'loss="sparse_categorical_crossentropy"',
+                 "loss=keras.losses.SparseCategoricalCrossentropy(from_logits=True)"),
+            ),
+            "partial",
+            "Dense(10, softmax)",
+        ),
+        Sample(
+            "dan",
+            "learning rate 1000x too small: barely trains",
+            "solutions",
+            (("compile", "CosineDecay(1e-3", "CosineDecay(1e-6"),),
+            "partial",
+            "test accuracy",
+        ),
+        Sample(
+            "eve",
+            "typo in the model: the notebook raises",
+            "solutions",
+            (("build_model", 'keras.layers.Dense(512, activation="relu")', 'keras.layers.Dence(512, activation="relu")'),),
+            "zero",
+            "AttributeError",
+        ),
+        Sample(
+            "fay",
+            "ignores EPOCHS and trains for 500 epochs",
+            "solutions",
+            (("train", "epochs=EPOCHS", "epochs=500"),),
+            "zero",
+            "time limit",
+        ),
+    ),
+}
+
+
+def make_sample(sample: Sample, assignment: course_config.Assignment, submitted: Path) -> None:
+    """Write ``submitted/<student>/<assignment>/`` for one sample student."""
+    import nbformat
+
+    src = course_config.COURSE_DIR / sample.base / assignment.name
+    dst = submitted / sample.student / assignment.name
+    shutil.copytree(src, dst)
+    nb_path = dst / assignment.notebook
+    nb = nbformat.read(nb_path, as_version=4)
+    cells = {c.metadata.get("nbgrader", {}).get("grade_id"): c for c in nb.cells}
+    for grade_id, old, new in sample.edits:
+        cell = cells.get(grade_id)
+        if cell is None or old not in cell.source:
+            raise RuntimeError(f"demo sample {sample.student}: cell {grade_id!r} no longer contains {old!r}")
+        cell.source = cell.source.replace(old, new)
+    nbformat.write(nb, nb_path)
+
+
+def outcome_ok(sample: Sample, result) -> bool:
+    if sample.expect == "full" and result.score != result.max_score:
+        return False
+    if sample.expect == "zero" and result.score != 0:
+        return False
+    if sample.expect == "partial" and not 0 < result.score < result.max_score:
+        return False
+    text = result.output + "\n" + "\n".join(c.output for c in result.checks)
+    return sample.expect_words in text
+
+
+def main(out: Path, assignments: list[str] | None = None) -> int:
+    start = time.monotonic()
+    names = assignments or [n for n in course_config.ASSIGNMENTS if n in SAMPLES]
+    out = out.resolve()
+    print(f"== building release/ and solutions/ with nbgrader: {', '.join(names)}")
+    for path in release.release(names):
+        print(f"   wrote {path}/")
+    submitted, results_dir = out / "submitted", out / "results"
+    for folder in (submitted, results_dir):
+        if folder.exists():
+            shutil.rmtree(folder)
+    all_ok = True
+    for name in names:
+        assignment = course_config.assignment(name)
+        samples = SAMPLES[name]
+        for sample in samples:
+            make_sample(sample, assignment, submitted)
+        limit = course_config.profile(PROFILE).execute_time_limit_s
+        print(f"\n== grading {name}: {len(samples)} sample students, --execute --profile {PROFILE} "
+              f"(time limit {limit} s per notebook)")
+        results = {r.student: r for r in grading.grade(name, submitted, results_dir, execute=True, profile_name=PROFILE)}
+        print()
+        print(table(list(results.values())))
+        print()
+        for sample in samples:
+            r = results[sample.student]
+            ok = outcome_ok(sample, r)
+            all_ok &= ok
+            first = (r.output.splitlines() or [""])[0]
+            print(f"  {sample.student:5} {sample.story:52} expected {sample.expect:7} "
+                  f"got {r.score:g}/{r.max_score:g} {'ok' if ok else 'UNEXPECTED'}")
+            if first:
+                print(f"        {first[:150]}")
+    minutes = (time.monotonic() - start) / 60
+    print(f"\nresults: {results_dir}/<student>/<assignment>/results.json and feedback.md, {results_dir}/grades.csv")
+    print(f"demo wall time: {minutes:.1f} min; " + ("every outcome as expected" if all_ok else "SOME OUTCOMES UNEXPECTED"))
+    return 0 if all_ok else 1
+
+
+if __name__ == "__main__":
+    sys.exit(main(Path(sys.argv[1] if len(sys.argv) > 1 else "demo-output")))

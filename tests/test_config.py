@@ -1,0 +1,58 @@
+"""course_config.py is consistent with the checks, the notebooks and itself."""
+
+from __future__ import annotations
+
+import ast
+import subprocess
+import sys
+
+import pytest
+
+import course_config
+from autograder.checks import check_module
+
+NAMES = list(course_config.ASSIGNMENTS)
+
+
+def test_importable_without_tensorflow():
+    code = "import sys, course_config; sys.exit('tensorflow' in sys.modules or 'keras' in sys.modules)"
+    subprocess.run([sys.executable, "-c", code], check=True, cwd=course_config.COURSE_DIR)
+
+
+def marked_checks(path):
+    ids = []
+    for node in ast.walk(ast.parse(path.read_text())):
+        if isinstance(node, ast.FunctionDef) and node.name.startswith("test_"):
+            for deco in node.decorator_list:
+                if isinstance(deco, ast.Call) and getattr(deco.func, "attr", "") == "check":
+                    ids.append(deco.args[0].value)
+    return ids
+
+
+@pytest.mark.parametrize("name", NAMES)
+def test_each_configured_check_has_exactly_one_test(name):
+    a = course_config.assignment(name)
+    assert sorted(marked_checks(check_module(name))) == sorted(c.id for c in a.checks)
+    assert all(c.points > 0 for c in a.checks)
+
+
+@pytest.mark.parametrize("name", NAMES)
+@pytest.mark.parametrize("profile", list(course_config.PROFILES))
+def test_thresholds_are_tiered_and_defined_for_every_profile(name, profile):
+    a = course_config.assignment(name)
+    assert profile in a.parameters, f"{name} has no parameters for profile {profile}"
+    for check_id, threshold in a.thresholds[profile].items():
+        a.check(check_id)
+        fractions = [t.fraction for t in sorted(threshold.tiers, key=lambda t: -t.minimum)]
+        assert fractions[0] == 1.0 and fractions == sorted(fractions, reverse=True)
+        assert threshold.fraction(threshold.full_credit) == 1.0
+        assert threshold.fraction(threshold.full_credit - 1e-9) < 1.0
+        assert threshold.fraction(0.0) == 0.0
+        assert threshold.source
+
+
+def test_unknown_names_are_reported():
+    with pytest.raises(ValueError, match="known: "):
+        course_config.assignment("nope")
+    with pytest.raises(ValueError, match="known: "):
+        course_config.profile("nope")

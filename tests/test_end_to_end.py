@@ -1,0 +1,51 @@
+"""One real end-to-end run per assignment: the CLI re-executes notebooks in the sandbox and grades them."""
+
+from __future__ import annotations
+
+import csv
+import json
+import os
+import shutil
+import subprocess
+import sys
+
+import pytest
+
+import course_config
+
+pytestmark = pytest.mark.slow
+
+
+@pytest.mark.parametrize("name", list(course_config.ASSIGNMENTS))
+def test_grade_execute_quick_reference_full_marks_untouched_release_zero(name, tmp_path, mnist):
+    a = course_config.assignment(name)
+    submitted = tmp_path / "submitted"
+    shutil.copytree(course_config.COURSE_DIR / "solutions" / name, submitted / "reference" / name)
+    shutil.copytree(course_config.COURSE_DIR / "release" / name, submitted / "untouched" / name)
+    # A stale model file next to the untouched notebook must not be graded: only what the run saves counts.
+    shutil.copyfile(course_config.COURSE_DIR / "autograder" / "course_data.py", submitted / "untouched" / name / a.model_file)
+    out = tmp_path / "out"
+    proc = subprocess.run(
+        [sys.executable, "-m", "autograder", "grade", name, str(submitted), "--out", str(out), "--execute", "--profile", "quick"],
+        capture_output=True, text=True, env={**os.environ, "TF_CPP_MIN_LOG_LEVEL": "2"}, timeout=900,
+    )
+    assert proc.returncode == 0, proc.stderr
+    ref = json.loads((out / "reference" / name / "results.json").read_text())
+    untouched = json.loads((out / "untouched" / name / "results.json").read_text())
+    assert ref["score"] == ref["max_score"] == a.max_score, ref
+    assert untouched["score"] == 0
+    assert "NotImplementedError" in untouched["output"]
+    assert (out / "reference" / name / "executed.ipynb").exists()
+    with open(out / "grades.csv", newline="") as f:
+        rows = {r["student"]: r for r in csv.DictReader(f)}
+    assert float(rows["reference"]["score"]) == a.max_score and float(rows["untouched"]["score"]) == 0
+    assert "reference" in proc.stdout and "total" in proc.stdout  # the student x check table
+
+
+def test_cli_reports_usage_errors_without_a_traceback(tmp_path):
+    proc = subprocess.run(
+        [sys.executable, "-m", "autograder", "grade", "mnist_dense", str(tmp_path / "missing"), "--out", str(tmp_path / "o")],
+        capture_output=True, text=True,
+    )
+    assert proc.returncode == 2
+    assert "does not exist" in proc.stderr and "Traceback" not in proc.stderr

@@ -1,0 +1,160 @@
+"""Grading saved models (the default mode): every check, messages, and the result files."""
+
+from __future__ import annotations
+
+import csv
+import json
+import os
+
+import numpy as np
+import pytest
+
+import course_config
+from autograder import grading
+from tests.conftest import make_submission
+
+A = course_config.MNIST_DENSE
+
+
+@pytest.fixture(scope="module")
+def graded(models_dir, tmp_path_factory):
+    """One class graded once (profile quick): a student per situation a TA meets."""
+    root = tmp_path_factory.mktemp("submitted")
+    m = A.model_file
+    make_submission(root, "alice", A.name, {m: models_dir / "dense.keras", A.notebook: "{}"})
+    make_submission(root, "bob", A.name, {m: models_dir / "no_softmax.keras"})
+    make_submission(root, "carol", A.name, {m: models_dir / "conv.keras"})
+    make_submission(root, "dan", A.name, {m: models_dir / "lambda.keras"})
+    make_submission(root, "erin", A.name, {m: models_dir / "legacy.h5"})
+    make_submission(root, "frank", A.name, {A.notebook: "{}"})
+    make_submission(root, "gina", A.name, {m: models_dir / "flat_input.keras"})
+    hank = make_submission(root, "hank", A.name, {})
+    os.symlink(os.environ.get("COURSE_DATA_DIR", "/") + "/mnist.npz", hank / m)
+    (root / "ivan").mkdir()  # a student folder without this assignment
+    out = tmp_path_factory.mktemp("out")
+    results = grading.grade(A.name, root, out, profile_name="quick")
+    return {r.student: r for r in results}, out
+
+
+def scores(result):
+    return {c.id: c.score for c in result.checks}
+
+
+def outputs(result):
+    return {c.id: c.output for c in result.checks}
+
+
+def keras_accuracy(path, mnist):
+    import keras
+
+    (_, _), (x_test, y_test) = mnist
+    model = keras.saving.load_model(path)
+    x = x_test.astype("float32") / 255.0
+    x = x.reshape((len(x),) + model.input_shape[1:])
+    return float(np.mean(model.predict(x, verbose=0).argmax(1) == y_test))
+
+
+def test_good_dense_model_passes_architecture_and_accuracy_matches_keras(graded, models_dir, mnist):
+    results, _ = graded
+    alice = results["alice"]
+    s = scores(alice)
+    assert s["layer_types"] == 1 and s["hidden_layer"] == 1 and s["output_layer"] == 1 and s["param_budget"] == 1
+    acc = keras_accuracy(models_dir / "dense.keras", mnist)
+    threshold = A.threshold("quick", "test_accuracy")
+    assert s["test_accuracy"] == pytest.approx(6 * threshold.fraction(acc))
+    assert f"test accuracy {acc:.4f}" in outputs(alice)["test_accuracy"]
+
+
+def test_missing_softmax_loses_exactly_the_output_check(graded):
+    bob = results = graded[0]["bob"]
+    s = scores(results)
+    assert s["output_layer"] == 0 and s["layer_types"] == 1 and s["hidden_layer"] == 1 and s["param_budget"] == 1
+    assert outputs(bob)["output_layer"] == (
+        "output layer must be Dense(10, softmax) so that the model outputs class probabilities; found Dense(10, None)"
+    )
+
+
+def test_conv_layers_fail_the_fully_connected_checks(graded):
+    carol = graded[0]["carol"]
+    s = scores(carol)
+    assert s["layer_types"] == 0 and s["hidden_layer"] == 0 and s["output_layer"] == 1
+    assert "found Conv2D" in outputs(carol)["layer_types"]
+
+
+@pytest.mark.parametrize("student, words", [
+    ("dan", "Lambda layer, which carries Python code"),
+    ("erin", "legacy HDF5 (.h5) model"),
+    ("frank", "model file mnist_dense.keras not found: run the notebook's last cell"),
+    ("hank", "model file mnist_dense.keras not found"),
+    ("ivan", "no submission found at ivan/mnist_dense/"),
+])
+def test_unusable_submissions_score_zero_with_a_clear_message(graded, student, words):
+    result = graded[0][student]
+    assert result.score == 0
+    for c in result.checks:
+        assert words in c.output
+
+
+def test_symlinks_are_never_followed(graded):
+    assert "is a symbolic link and was ignored" in graded[0]["hank"].output
+
+
+def test_flat_input_models_are_fed_flat_images(graded):
+    gina = graded[0]["gina"]
+    assert scores(gina)["layer_types"] == 1
+    assert "test accuracy" in outputs(gina)["test_accuracy"]
+
+
+def test_results_json_is_gradescope_format(graded):
+    results, out = graded
+    data = json.loads((out / "bob" / A.name / "results.json").read_text())
+    assert data["score"] == results["bob"].score and data["max_score"] == A.max_score
+    assert [t["name"] for t in data["tests"]] == [c.title for c in A.checks]
+    for t in data["tests"]:
+        assert set(t) >= {"name", "score", "max_score", "output", "visibility"}
+    assert sum(t["score"] for t in data["tests"]) == pytest.approx(data["score"])
+    feedback = (out / "bob" / A.name / "feedback.md").read_text()
+    assert "[FAIL] output layer is Dense(10, softmax): 0/1" in feedback
+
+
+def test_grades_csv_has_a_row_per_student_and_a_column_per_check(graded):
+    results, out = graded
+    with open(out / "grades.csv", newline="") as f:
+        rows = list(csv.DictReader(f))
+    assert [r["student"] for r in rows] == sorted(results)
+    assert list(rows[0]) == ["student", "assignment", "score", "max_score"] + [c.id for c in A.checks]
+    bob = next(r for r in rows if r["student"] == "bob")
+    assert float(bob["score"]) == results["bob"].score and bob["output_layer"] == "0"
+
+
+def test_a_grader_error_costs_only_that_student(monkeypatch, tmp_path, models_dir):
+    root = tmp_path / "submitted"
+    make_submission(root, "ok", A.name, {A.model_file: models_dir / "lambda.keras"})
+    make_submission(root, "boom", A.name, {A.model_file: models_dir / "lambda.keras"})
+    real = grading.grade_student
+
+    def flaky(student, *args, **kwargs):
+        if student == "boom":
+            raise RuntimeError("disk on fire")
+        return real(student, *args, **kwargs)
+
+    monkeypatch.setattr(grading, "grade_student", flaky)
+    results = {r.student: r for r in grading.grade(A.name, root, tmp_path / "out", profile_name="quick")}
+    assert "internal grader error (RuntimeError: disk on fire)" in results["boom"].output
+    assert "Lambda" in results["ok"].checks[0].output
+    assert (tmp_path / "out" / "ok" / A.name / "results.json").exists()
+    assert (tmp_path / "out" / "boom" / A.name / "results.json").exists()
+
+
+def test_parameters_are_injected_after_the_parameters_cell():
+    import nbformat
+
+    nb = nbformat.v4.new_notebook(cells=[
+        nbformat.v4.new_markdown_cell("intro"),
+        nbformat.v4.new_code_cell("EPOCHS = 10", metadata={"tags": ["parameters"]}),
+        nbformat.v4.new_code_cell("fit(EPOCHS)"),
+    ])
+    index = grading.inject_parameters(nb, {"EPOCHS": 2}, "quick")
+    assert index == 2
+    assert "EPOCHS = 2" in nb.cells[2].source
+    nbformat.validate(nb)
