@@ -166,7 +166,8 @@ MNIST_DENSE = Assignment(
     },
     thresholds={
         # full: the task sets full credit at 98.0 %. docs/calibration.md (mnist_dense, full): the
-        # reference over 5 seeds on CPU, min {FULL_MIN}; half credit 1 point lower.
+        # reference over 5 seeds on CPU: min 0.9846, mean 0.9852 (25.6 s training on 2 cores),
+        # so full credit sits 0.46 points below its minimum; half credit 1 point lower.
         "full": {
             "test_accuracy": Threshold(
                 (Tier(0.980, 1.0), Tier(0.970, 0.5)),
