@@ -66,11 +66,11 @@ def test_good_dense_model_passes_architecture_and_accuracy_matches_keras(graded,
 
 
 def test_missing_softmax_loses_exactly_the_output_check(graded):
-    bob = results = graded[0]["bob"]
-    s = scores(results)
+    bob = graded[0]["bob"]
+    s = scores(bob)
     assert s["output_layer"] == 0 and s["layer_types"] == 1 and s["hidden_layer"] == 1 and s["param_budget"] == 1
     assert outputs(bob)["output_layer"] == (
-        "output layer must be Dense(10, softmax) so that the model outputs class probabilities; found Dense(10, None)"
+        "output layer must be Dense(10, softmax) so that the model outputs class probabilities; found Dense(10, linear)"
     )
 
 

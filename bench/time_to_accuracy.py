@@ -1,0 +1,157 @@
+"""Time to 99.0 % test accuracy: the course's reference CNN against the keras-io anchor, same run.
+
+(a) the reference: model, optimizer and batch size exactly as ``solutions/mnist_cnn`` builds them
+    (the notebook's cells are executed; its ``model.fit`` call is captured, not copied);
+(b) the anchor: the keras-io "Simple MNIST convnet" recipe (Conv32-3x3, MaxPool, Conv64-3x3,
+    MaxPool, Flatten, Dropout 0.5, Dense 10; Adam, batch 128, 54,000 training images).
+
+Both train one epoch per ``fit()`` call and are evaluated on the 10,000 MNIST test images after
+each epoch. The time counted is the sum of the whole ``fit()`` calls (evaluation excluded), so
+TensorFlow's end-of-fit stalls are included. Prints the seconds each needs to first reach the
+target and the ratio reference / anchor (goal: <= 0.33 on 2 CPU cores).
+
+    python bench/time_to_accuracy.py [--target 0.99] [--max-epochs 15] [--seed 0]
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import platform
+import sys
+import time
+from pathlib import Path
+
+os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+
+import numpy as np  # noqa: E402
+
+import course_config  # noqa: E402
+
+REFERENCE = "mnist_cnn"
+# Cells of the solution notebook that set up data, model and optimizer, in order.
+SETUP_CELLS = ("parameters", "imports", "load_data", "normalise", "validation_split", "build_model",
+               "model_summary", "compile")
+
+
+class _FitCaptured(Exception):
+    pass
+
+
+def reference(max_epochs: int, seed: int):
+    """Build the reference exactly as the solution notebook does; return (model, fit arguments)."""
+    import nbformat
+
+    a = course_config.assignment(REFERENCE)
+    nb = nbformat.read(course_config.COURSE_DIR / "solutions" / a.notebook.replace(".ipynb", "") / a.notebook, 4)
+    cells = {c.metadata.get("nbgrader", {}).get("grade_id"): c.source for c in nb.cells}
+    missing = [c for c in SETUP_CELLS + ("train",) if c not in cells]
+    if missing:
+        raise SystemExit(f"solution notebook lacks cells {missing}")
+    ns: dict = {}
+    cwd = os.getcwd()
+    os.chdir(course_config.COURSE_DIR / "solutions" / REFERENCE)  # for `from course_data import ...`
+    sys.path.insert(0, os.getcwd())
+    try:
+        for gid in SETUP_CELLS:
+            source = cells[gid]
+            if gid == "parameters":
+                source += f"\nEPOCHS = {max_epochs}\nSEED = {seed}\n"
+            exec(compile(source, gid, "exec"), ns)
+        captured = {}
+
+        def capture(*args, **kwargs):
+            captured.update(kwargs)
+            captured["args"] = args
+            raise _FitCaptured
+
+        real_fit = ns["model"].fit
+        ns["model"].fit = capture
+        try:
+            exec(compile(cells["train"], "train", "exec"), ns)
+        except _FitCaptured:
+            pass
+        ns["model"].fit = real_fit
+    finally:
+        os.chdir(cwd)
+    args = captured.pop("args", ())
+    x = args[0] if len(args) > 0 else captured.pop("x")
+    y = args[1] if len(args) > 1 else captured.pop("y")
+    fit_kwargs = {k: v for k, v in captured.items() if k in ("batch_size", "shuffle", "class_weight")}
+    return ns["model"], x, y, fit_kwargs, ns
+
+
+def anchor(x_train, y_train, seed: int):
+    """The keras-io "Simple MNIST convnet" recipe, with its 90 % training split."""
+    import keras
+
+    keras.utils.set_random_seed(seed)
+    model = keras.Sequential([
+        keras.Input(shape=(28, 28, 1)),
+        keras.layers.Conv2D(32, kernel_size=(3, 3), activation="relu"),
+        keras.layers.MaxPooling2D(pool_size=(2, 2)),
+        keras.layers.Conv2D(64, kernel_size=(3, 3), activation="relu"),
+        keras.layers.MaxPooling2D(pool_size=(2, 2)),
+        keras.layers.Flatten(),
+        keras.layers.Dropout(0.5),
+        keras.layers.Dense(10, activation="softmax"),
+    ])
+    model.compile(loss="categorical_crossentropy", optimizer="adam", metrics=["accuracy"])
+    x = (x_train.astype("float32") / 255.0)[..., None]
+    y = keras.utils.to_categorical(y_train, 10)
+    n_fit = int(len(x) * 0.9)  # keras-io trains with validation_split=0.1: the first 90 %
+    return model, x[:n_fit], y[:n_fit], {"batch_size": 128}
+
+
+def race(name, model, x, y, fit_kwargs, x_test, y_test, target, max_epochs):
+    """Train one epoch per fit() call until test accuracy reaches ``target``; return the curve."""
+    spent, curve = 0.0, []
+    x_eval = x_test.reshape((len(x_test),) + tuple(model.input_shape[1:]))
+    for epoch in range(max_epochs):
+        start = time.perf_counter()
+        model.fit(x, y, epochs=epoch + 1, initial_epoch=epoch, verbose=0, **fit_kwargs)
+        spent += time.perf_counter() - start
+        acc = float(np.mean(model.predict(x_eval, batch_size=1000, verbose=0).argmax(1) == y_test))
+        curve.append((epoch + 1, spent, acc))
+        print(f"  {name:9} epoch {epoch + 1:2d}: {spent:7.1f} s of fit(), test accuracy {acc:.4f}", flush=True)
+        if acc >= target:
+            break
+    return curve
+
+
+def first_reach(curve, target):
+    return next((s for _, s, acc in curve if acc >= target), None)
+
+
+def main(argv=None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--target", type=float, default=0.99)
+    parser.add_argument("--max-epochs", type=int, default=15)
+    parser.add_argument("--seed", type=int, default=0)
+    args = parser.parse_args(argv)
+
+    import keras
+
+    model, x, y, fit_kwargs, ns = reference(args.max_epochs, args.seed)
+    (x_train, y_train), (x_test, y_test) = ns["load_mnist"]()
+    x_test = x_test.astype("float32") / course_config.MNIST_PIXEL_SCALE
+    print(f"machine: {os.cpu_count()} cores, {platform.processor() or platform.machine()}; "
+          f"Keras {keras.__version__} ({keras.backend.backend()})")
+    print(f"reference ({REFERENCE} solution): {model.count_params():,} parameters, "
+          f"{len(x):,} training images, fit arguments {fit_kwargs}")
+    ref_curve = race("reference", model, x, y, fit_kwargs, x_test, y_test, args.target, args.max_epochs)
+    a_model, ax, ay, a_kwargs = anchor(x_train, y_train, args.seed)
+    print(f"anchor (keras-io Simple MNIST convnet): {a_model.count_params():,} parameters, {len(ax):,} training images")
+    anc_curve = race("anchor", a_model, ax, ay, a_kwargs, x_test, y_test, args.target, args.max_epochs)
+    r, a = first_reach(ref_curve, args.target), first_reach(anc_curve, args.target)
+    print(f"\ntime to {args.target:.1%} test accuracy (sum of fit() calls):")
+    print(f"  reference: {'%.1f s' % r if r is not None else 'not reached'}")
+    print(f"  anchor:    {'%.1f s' % a if a is not None else 'not reached in %d epochs' % args.max_epochs}")
+    if r is not None and a is not None:
+        print(f"  ratio reference/anchor: {r / a:.2f} (goal <= 0.33)")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
