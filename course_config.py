@@ -72,6 +72,7 @@ class Assignment:
     title: str
     notebook: str
     model_file: str
+    dataset: str  # what the grader feeds the model and checks against (see autograder.grading.TASKS)
     checks: tuple[Check, ...]
     # Values injected after the notebook's "parameters" cell when the grader re-executes it.
     parameters: dict[str, dict[str, object]]
@@ -80,6 +81,9 @@ class Assignment:
     # Architecture limits read by the checks.
     max_params: int | None = None
     allowed_layers: tuple[str, ...] = ()
+    min_conv_layers: int = 0
+    required_layers: tuple[str, ...] = ()  # each must appear in the model (e.g. augmentation)
+    forbidden_layers: tuple[str, ...] = ()
     # Files from the course's shared helpers copied into source/<name>/ by `autograder release`.
     helpers: tuple[str, ...] = ()
 
@@ -153,6 +157,7 @@ MNIST_DENSE = Assignment(
     title="MNIST with a fully connected network",
     notebook="mnist_dense.ipynb",
     model_file="mnist_dense.keras",
+    dataset="mnist",
     checks=(
         Check("layer_types", "only Dense, Flatten and Dropout layers (a fully connected network)", 1),
         Check("hidden_layer", "at least one hidden Dense layer with a nonlinear activation", 1),
@@ -188,7 +193,90 @@ MNIST_DENSE = Assignment(
     helpers=("course_data.py",),
 )
 
-ASSIGNMENTS: dict[str, Assignment] = {a.name: a for a in (MNIST_DENSE,)}
+# The architecture checks every CNN shares (mnist_cnn and mnist_augment).
+MNIST_CNN_MAX_PARAMS = 500_000
+CNN_CHECKS = (
+    Check("conv_layers", "at least two Conv2D layers", 1),
+    Check("pooling", "at least one pooling layer (MaxPooling2D or AveragePooling2D)", 1),
+    Check("flatten_head", "a Flatten or global pooling layer between the convolutions and the Dense head", 1),
+    Check("output_layer", "output layer is Dense(10, softmax)", 1),
+    Check("param_budget", f"at most {MNIST_CNN_MAX_PARAMS:,} parameters", 1),
+)
+
+MNIST_CNN = Assignment(
+    name="mnist_cnn",
+    title="MNIST with a convolutional network",
+    notebook="mnist_cnn.ipynb",
+    model_file="mnist_cnn.keras",
+    dataset="mnist",
+    checks=CNN_CHECKS + (Check("test_accuracy", "accuracy on the 10,000 MNIST test images", 5),),
+    parameters={
+        "full": {"EPOCHS": 12},
+        "quick": {"EPOCHS": 2},
+    },
+    thresholds={
+        # full: no GPU calibration yet (docs/calibration.md lists what was run); set from the task's
+        # target for the reference (99.3 %) and the anchors (keras mnist_cnn.py 99.25 %, keras-io
+        # "Simple MNIST convnet" 99.22 %) with 0.3 points of margin.
+        "full": {
+            "test_accuracy": Threshold(
+                (Tier(0.990, 1.0), Tier(0.985, 0.5)),
+                source="task target 99.3 % minus 0.3 points; full-profile calibration pending (docs/calibration.md)",
+            ),
+        },
+        "quick": {
+            "test_accuracy": Threshold(
+                (Tier(0.985, 1.0), Tier(0.975, 0.5)),
+                source="docs/calibration.md (mnist_cnn, quick): min over 5 seeds minus 0.3 points",
+            ),
+        },
+    },
+    max_params=MNIST_CNN_MAX_PARAMS,
+    min_conv_layers=2,
+    helpers=("course_data.py",),
+)
+
+AUGMENTATION_LAYERS = ("RandomRotation", "RandomTranslation", "RandomZoom")
+MNIST_AUGMENT = Assignment(
+    name="mnist_augment",
+    title="MNIST with a CNN and data augmentation",
+    notebook="mnist_augment.ipynb",
+    model_file="mnist_augment.keras",
+    dataset="mnist",
+    checks=(
+        Check("augmentation_layers", "RandomRotation, RandomTranslation and RandomZoom layers in the model", 2),
+        Check("no_flip", "no flip layers (a flipped 2 is not a 2)", 1),
+    )
+    + CNN_CHECKS
+    + (Check("test_accuracy", "accuracy on the 10,000 MNIST test images", 4),),
+    parameters={
+        "full": {"EPOCHS": 20},
+        "quick": {"EPOCHS": 2},
+    },
+    thresholds={
+        # full: no GPU calibration yet; set from the task's target for the reference (99.5 %)
+        # with 0.3 points of margin.
+        "full": {
+            "test_accuracy": Threshold(
+                (Tier(0.992, 1.0), Tier(0.987, 0.5)),
+                source="task target 99.5 % minus 0.3 points; full-profile calibration pending (docs/calibration.md)",
+            ),
+        },
+        "quick": {
+            "test_accuracy": Threshold(
+                (Tier(0.980, 1.0), Tier(0.970, 0.5)),
+                source="docs/calibration.md (mnist_augment, quick): min over 5 seeds minus 0.3 points",
+            ),
+        },
+    },
+    max_params=MNIST_CNN_MAX_PARAMS,
+    min_conv_layers=2,
+    required_layers=AUGMENTATION_LAYERS,
+    forbidden_layers=("RandomFlip",),
+    helpers=("course_data.py",),
+)
+
+ASSIGNMENTS: dict[str, Assignment] = {a.name: a for a in (MNIST_DENSE, MNIST_CNN, MNIST_AUGMENT)}
 
 
 def assignment(name: str) -> Assignment:

@@ -75,6 +75,30 @@ SAMPLES: dict[str, tuple[Sample, ...]] = {
             "time limit",
         ),
     ),
+    "mnist_cnn": (
+        Sample("ada", "reference solution", "solutions", (), "full"),
+        Sample("ben", "untouched release", "release", (), "zero", "NotImplementedError"),
+        Sample(
+            "cleo",
+            "no pooling after the first convolution",
+            "solutions",
+            (("build_model", "keras.layers.MaxPooling2D(pool_size=2),\n", ""),),
+            "partial",
+            "pooling",
+        ),
+    ),
+    "mnist_augment": (
+        Sample("ada", "reference solution", "solutions", (), "full"),
+        Sample("ben", "untouched release", "release", (), "zero", "NotImplementedError"),
+        Sample(
+            "cleo",
+            "adds horizontal flips to the augmentation",
+            "solutions",
+            (("build_model", "keras.layers.RandomZoom(0.1),", 'keras.layers.RandomZoom(0.1),\n            keras.layers.RandomFlip("horizontal"),'),),
+            "partial",
+            "remove RandomFlip",
+        ),
+    ),
 }
 
 
@@ -92,7 +116,7 @@ def make_sample(sample: Sample, assignment: course_config.Assignment, submitted:
         cell = cells.get(grade_id)
         if cell is None or old not in cell.source:
             raise RuntimeError(f"demo sample {sample.student}: cell {grade_id!r} no longer contains {old!r}")
-        cell.source = cell.source.replace(old, new)
+        cell.source = cell.source.replace(old, new, 1)
     nbformat.write(nb, nb_path)
 
 

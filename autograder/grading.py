@@ -86,7 +86,8 @@ class MnistTask:
             self._sandbox_dir = None
 
 
-TASKS = {"mnist_dense": MnistTask}
+# The grader-side data behind each `Assignment.dataset`.
+TASKS = {"mnist": MnistTask}
 
 
 # ------------------------------------------------------------------------------------------------
@@ -408,7 +409,7 @@ def grade(
     names = students or sorted(p.name for p in submitted_dir.iterdir() if p.is_dir() and not p.name.startswith("."))
     out_dir = Path(out_dir)
     out_dir.mkdir(parents=True, exist_ok=True)
-    task = TASKS[assignment.name]()
+    task = TASKS[assignment.dataset]()
     mode = f"re-executing notebooks, profile {profile.name}" if execute else f"grading saved models, profile {profile.name}"
     print(f"grading {assignment.name} for {len(names)} student(s): {mode}; sandbox: {backend}", file=log)
     results = []

@@ -145,7 +145,7 @@ def main(argv=None) -> int:
     tasks = {}
     for name in args.assignment or list(course_config.ASSIGNMENTS):
         assignment = course_config.assignment(name)
-        tasks[name] = task = grading.TASKS[name]()
+        tasks[name] = task = grading.TASKS[assignment.dataset]()
         for pname in args.profile or ["quick", "full"]:
             profile = course_config.profile(pname)
             for seed in range(args.seeds):

@@ -70,7 +70,40 @@ def models_dir(tmp_path_factory, mnist):
     ])
     lam.save(d / "lambda.keras", zipped=True)
     train_dense(mnist, samples=512, epochs=1).save(d / "legacy.h5")
+    for name, model in cnn_variants().items():
+        train_cnn(mnist, model).save(d / f"{name}.keras")
     return d
+
+
+def cnn_variants():
+    """Small CNNs, right and wrong in one way each, for the mnist_cnn and mnist_augment checks."""
+    import keras
+    from keras import layers
+
+    def cnn(*, pooling=True, augment=(), flatten=True):
+        body = [keras.Input(shape=(28, 28, 1)), *augment, layers.Conv2D(8, 3, activation="relu")]
+        body += [layers.MaxPooling2D()] if pooling else []
+        body += [layers.Conv2D(16, 3, activation="relu")]
+        body += [layers.MaxPooling2D()] if pooling else []
+        body += [layers.Flatten()] if flatten else []
+        body += [layers.Dense(10, activation="softmax")]
+        return keras.Sequential(body)
+
+    augmentation = lambda: [layers.RandomRotation(0.05), layers.RandomTranslation(0.1, 0.1), layers.RandomZoom(0.1)]  # noqa: E731
+    return {
+        "cnn": cnn(),
+        "cnn_no_pooling": cnn(pooling=False),
+        "cnn_augment": cnn(augment=augmentation()),
+        "cnn_augment_flip": cnn(augment=augmentation() + [layers.RandomFlip("horizontal")]),
+    }
+
+
+def train_cnn(mnist, model, samples=6000):
+    (x_train, y_train), _ = mnist
+    x = (x_train[:samples].astype("float32") / 255.0)[..., None]
+    model.compile(optimizer="adam", loss="sparse_categorical_crossentropy")
+    model.fit(x, y_train[:samples], epochs=1, batch_size=128, verbose=0)
+    return model
 
 
 def make_submission(root: Path, student: str, assignment: str, files: dict[str, Path | bytes | str]) -> Path:

@@ -54,3 +54,47 @@ def score_metric(name: str, value: float, threshold, score) -> None:
     message = f"{name} {value:.4f} ({tiers})"
     score.set(fraction, message)
     assert fraction == 1.0, f"{name} {value:.4f} is below {threshold.full_credit:.4f} needed for full credit ({tiers})"
+
+
+POOLING = ("MaxPooling2D", "AveragePooling2D")
+GLOBAL_POOLING = ("GlobalAveragePooling2D", "GlobalMaxPooling2D")
+HEAD_ENTRY = ("Flatten",) + GLOBAL_POOLING
+
+
+def assert_conv_layers(model, minimum: int) -> None:
+    n = model.layer_types().count("Conv2D")
+    assert n >= minimum, (
+        f"a CNN needs at least {minimum} Conv2D layers to build features from local patterns; found {n} "
+        f"({model.summary() or 'no layers'})"
+    )
+
+
+def assert_pooling(model) -> None:
+    types = model.layer_types()
+    assert any(t in POOLING for t in types), (
+        "add at least one pooling layer (e.g. MaxPooling2D((2, 2))) after a convolution: pooling halves the "
+        f"image size and makes features tolerant to small shifts; found {model.summary()}"
+    )
+
+
+def assert_flatten_head(model) -> None:
+    """Between the last Conv2D and the first Dense there must be a Flatten or global pooling layer."""
+    types = model.layer_types()
+    convs = [i for i, t in enumerate(types) if t == "Conv2D"]
+    denses = [i for i, t in enumerate(types) if t == "Dense"]
+    assert convs and denses, f"expected convolutions followed by a Dense head; found {model.summary()}"
+    between = types[convs[-1] + 1 : next((d for d in denses if d > convs[-1]), len(types))]
+    assert any(t in HEAD_ENTRY for t in between), (
+        "turn the feature maps into a vector before the Dense head with Flatten() or GlobalAveragePooling2D(); "
+        f"found {model.summary()}"
+    )
+
+
+def assert_layers_present(model, required) -> None:
+    missing = [name for name in required if name not in model.layer_types()]
+    assert not missing, f"add {', '.join(missing)} to the model (found {model.summary()})"
+
+
+def assert_layers_absent(model, forbidden, why: str) -> None:
+    found = sorted({t for t in model.layer_types() if t in forbidden})
+    assert not found, f"remove {', '.join(found)}: {why}"
