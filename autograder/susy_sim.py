@@ -41,6 +41,7 @@ TAU_TO_LEPTON = 0.352  # BR(tau -> e or mu + 2 nu)
 CHARGINO_MASS = 400.0
 NEUTRALINO_MASS = 100.0
 SIGNAL_FRACTION = 0.4553
+WW_SIGMA_POWER = 1.0
 WW_TRANSVERSE = 0.0  # fraction of WW events in the (-, +) helicity state
 
 # Detector (ATLAS-like, as in Delphes' card).
@@ -171,7 +172,7 @@ def _production_grid(process: str, mass: float):
         sigma = beta * (3.0 - beta**2) / 2.0 / shat  # spin-1/2 pair through a vector current
     else:
         # q qbar -> W+W-: the t-channel quark exchange gives the log rise above threshold.
-        sigma = np.log((1.0 + beta) / np.maximum(1.0 - beta, 1e-12)) / shat
+        sigma = np.log((1.0 + beta) / np.maximum(1.0 - beta, 1e-12)) / shat**WW_SIGMA_POWER
     # In (ln s_hat, y): dx1 dx2 f(x1) f(x2) = d ln s_hat dy (x1 f1)(x2 f2).
     w = np.where(ok, (forward + backward) * sigma, 0.0)
     cdf = np.cumsum(w.ravel())
@@ -192,28 +193,46 @@ def _sample_production(rng, n, process, mass):
 
 
 def _production_cos(rng, beta, process):
-    """cos(theta*) of the first parent relative to the incoming quark, by accept-reject."""
-    n = len(beta)
-    out = np.empty(n)
-    todo = np.arange(n)
-    while len(todo):
-        c = rng.uniform(-1.0, 1.0, len(todo))
-        b = beta[todo]
-        if process == "chargino":
-            # q qbar -> gamma*/Z -> chi+ chi-: 1 + cos^2 for massless, flattening at threshold.
-            w, wmax = 2.0 - b**2 + b**2 * c**2, 2.0
-        else:
-            # t-channel quark exchange: |M|^2 ~ (ut - mW^4)/t^2 = s pT^2/t^2, forward Ws.
-            d = 1.0 - b * c - 0.5 * (1.0 - b**2)
-            w = (1.0 - c**2) / d**2
-            # peak of (1 - c^2)/d^2 lies near c = b; bound it from above there
-            cm = b
-            dm = np.maximum(1.0 - b * cm - 0.5 * (1.0 - b**2), 1e-9)
-            wmax = 1.6 * np.maximum((1.0 - cm**2) / dm**2, 1.0)
-        keep = rng.random(len(todo)) * wmax < w
-        out[todo[keep]] = c[keep]
-        todo = todo[~keep]
-    return out
+    """cos(theta*) of the first parent relative to the incoming quark."""
+    if process == "chargino":
+        # q qbar -> gamma*/Z -> chi+ chi-: 2 - b^2 + b^2 c^2 (1 + c^2 for massless, flat at threshold).
+        n = len(beta)
+        out = np.empty(n)
+        todo = np.arange(n)
+        while len(todo):
+            c = rng.uniform(-1.0, 1.0, len(todo))
+            b = beta[todo]
+            keep = rng.random(len(todo)) * 2.0 < 2.0 - b**2 + b**2 * c**2
+            out[todo[keep]] = c[keep]
+            todo = todo[~keep]
+        return out
+    return _t_channel_cos(rng, beta)
+
+
+def _t_channel_cos(rng, beta):
+    """cos(theta*) for q qbar -> W W through t-channel quark exchange, by inverting the CDF.
+
+    |M|^2 ~ (u t - mW^4) / t^2 = s pT^2 / t^2, i.e. f(c) = (1 - c^2) / (D - b c)^2 with
+    D = (1 + b^2) / 2: Ws go forward, more so the higher the energy. With u = D - b c the integral
+    of f is known in closed form, G(u) = (D^2/b^2 - 1)/u + 2 D ln(u)/b^2 - u/b^2, and
+    the CDF is (G(u(-1)) - G(u(c))) / b, inverted by bisection.
+    """
+    b = np.clip(beta, 0.02, 0.999999)
+    d = 0.5 * (1.0 + b**2)
+
+    def g(c):
+        u = d - b * c
+        return (d**2 / b**2 - 1.0) / u + 2.0 * d * np.log(u) / b**2 - u / b**2
+
+    g_lo = g(-1.0)
+    target = (g_lo - g(1.0)) * rng.random(len(b))
+    lo, hi = -np.ones(len(b)), np.ones(len(b))
+    for _ in range(45):
+        mid = 0.5 * (lo + hi)
+        below = (g_lo - g(mid)) < target
+        lo = np.where(below, mid, lo)
+        hi = np.where(below, hi, mid)
+    return 0.5 * (lo + hi)
 
 
 def _isr_pt(rng, shat):

@@ -8,6 +8,9 @@ file, predictions from the sandbox, labels on the trusted side). Results go to
 
     python bench/calibrate.py                          # every assignment, quick and full, 5 seeds
     python bench/calibrate.py --profile quick --seeds 3 --assignment mnist_dense
+
+Runs are merged into the existing ``docs/calibration.json`` (a run replaces the one with the same
+assignment, profile and seed), so profiles and assignments can be calibrated one at a time.
 """
 
 from __future__ import annotations
@@ -101,6 +104,19 @@ def summarize(runs: list[dict]) -> list[dict]:
     return rows
 
 
+def merge(previous: Path, runs: list[dict], where: str) -> list[dict]:
+    """Earlier runs from ``previous`` (JSON) that these runs do not replace, then these runs."""
+    if not previous.exists():
+        return runs
+    old = json.loads(previous.read_text()).get("runs", [])
+    key = lambda r: (r["assignment"], r["profile"], r["seed"])  # noqa: E731
+    new_keys = {key(r) for r in runs}
+    kept = [r for r in old if key(r) not in new_keys]
+    for r in runs:
+        r.setdefault("machine", where)
+    return sorted(kept + runs, key=lambda r: (r["assignment"], r["profile"], r["seed"]))
+
+
 def write_report(runs: list[dict], where: str, out: Path) -> None:
     rows = summarize(runs)
     lines = [
@@ -124,9 +140,11 @@ def write_report(runs: list[dict], where: str, out: Path) -> None:
             f"| {r['assignment']} | {r['profile']} | {r['seeds']} | {r['mean']:.4f} | {r['min']:.4f} | {r['max']:.4f} "
             f"| {r['std']:.4f} | {r['train_mean']:.1f} ({r['train_min']:.1f}-{r['train_max']:.1f}) | {fc} |"
         )
-    lines += ["", "Every run:", "", "| assignment | profile | seed | test acc | train s | notebook s |", "|---|---|---|---|---|---|"]
+    lines += ["", "Every run:", "", "| assignment | profile | seed | test acc | train s | notebook s | machine |",
+              "|---|---|---|---|---|---|---|"]
     for r in runs:
-        lines.append(f"| {r['assignment']} | {r['profile']} | {r['seed']} | {r['test_accuracy']:.4f} | {r['train_s']:.1f} | {r['notebook_s']:.1f} |")
+        lines.append(f"| {r['assignment']} | {r['profile']} | {r['seed']} | {r['test_accuracy']:.4f} | {r['train_s']:.1f} "
+                     f"| {r['notebook_s']:.1f} | {r.get('machine', where)} |")
     out.parent.mkdir(parents=True, exist_ok=True)
     out.write_text("\n".join(lines) + "\n")
     out.with_suffix(".json").write_text(json.dumps({"machine": where, "runs": runs, "summary": rows}, indent=2) + "\n")
@@ -150,11 +168,13 @@ def main(argv=None) -> int:
             profile = course_config.profile(pname)
             for seed in range(args.seeds):
                 r = run_once(assignment, profile, seed, task, backend)
+                r["machine"] = where
                 runs.append(r)
                 print(f"{name} {pname} seed {seed}: test accuracy {r['test_accuracy']:.4f}, "
                       f"training {r['train_s']:.1f} s, notebook {r['notebook_s']:.1f} s", flush=True)
     for task in tasks.values():
         task.close()
+    runs = merge(args.out.with_suffix(".json"), runs, where)
     write_report(runs, where, args.out)
     for r in summarize(runs):
         print(f"{r['assignment']} {r['profile']}: mean {r['mean']:.4f} min {r['min']:.4f} max {r['max']:.4f} "

@@ -1,8 +1,13 @@
-"""Check logic shared by several assignments; the test modules call these with their own facts."""
+"""Check logic shared by several assignments, and the checks every MNIST assignment has.
+
+The ``test_*`` functions at the end are imported by the assignments' check modules, which pytest
+then collects as their own; the ``assert_*`` helpers are called with each assignment's facts.
+"""
 
 from __future__ import annotations
 
 import numpy as np
+import pytest
 
 NONLINEAR_EXCLUDED = {None, "linear", "softmax"}
 
@@ -98,3 +103,19 @@ def assert_layers_present(model, required) -> None:
 def assert_layers_absent(model, forbidden, why: str) -> None:
     found = sorted({t for t in model.layer_types() if t in forbidden})
     assert not found, f"remove {', '.join(found)}: {why}"
+
+
+# -- checks shared by every MNIST assignment (imported into the check modules) ------------------
+@pytest.mark.check("output_layer")
+def test_output_layer_is_dense_10_softmax(model):
+    assert_output_layer_dense_softmax(model, 10)
+
+
+@pytest.mark.check("param_budget")
+def test_parameter_count_within_budget(model, assignment):
+    assert_param_budget(model, assignment.max_params)
+
+
+@pytest.mark.check("test_accuracy")
+def test_accuracy_on_mnist_test_set(predictions, labels, threshold, score):
+    score_metric("test accuracy", accuracy(predictions, labels), threshold, score)

@@ -2,12 +2,11 @@
 
 import pytest
 
-from autograder.checks.common import (
+from autograder.checks.common import (  # noqa: F401 - shared checks, collected here too
     NONLINEAR_EXCLUDED,
-    accuracy,
-    assert_output_layer_dense_softmax,
-    assert_param_budget,
-    score_metric,
+    test_accuracy_on_mnist_test_set,
+    test_output_layer_is_dense_10_softmax,
+    test_parameter_count_within_budget,
 )
 
 
@@ -28,18 +27,3 @@ def test_has_hidden_dense_layer(model):
         "the network needs at least one hidden Dense layer with a nonlinear activation (e.g. relu) "
         f"before the output layer; found {model.summary() or 'no layers'}"
     )
-
-
-@pytest.mark.check("output_layer")
-def test_output_layer_is_dense_10_softmax(model):
-    assert_output_layer_dense_softmax(model, 10)
-
-
-@pytest.mark.check("param_budget")
-def test_parameter_count_within_budget(model, assignment):
-    assert_param_budget(model, assignment.max_params)
-
-
-@pytest.mark.check("test_accuracy")
-def test_accuracy_on_mnist_test_set(predictions, labels, threshold, score):
-    score_metric("test accuracy", accuracy(predictions, labels), threshold, score)
