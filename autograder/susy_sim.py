@@ -38,22 +38,23 @@ TAU_TO_LEPTON = 0.352  # BR(tau -> e or mu + 2 nu)
 
 # Benchmark defaults. The paper does not print its masses; these reproduce the real events' lepton
 # and missing-energy spectra best among the points tried (see docs/susy_sim_realism.md).
-CHARGINO_MASS = 400.0
+CHARGINO_MASS = 250.0
 NEUTRALINO_MASS = 100.0
 SIGNAL_FRACTION = 0.4553
-WW_SIGMA_POWER = 1.0
-WW_TRANSVERSE = 0.0  # fraction of WW events in the (-, +) helicity state
 
 # Detector (ATLAS-like, as in Delphes' card).
 LEPTON_PT_MIN = 20.0
 LEPTON_ETA_MAX = 2.5
 JET_PT_MIN = 25.0
 JET_ETA_MAX = 4.5
-# Radiation and soft activity (tuned to the real events' recoil, |pT(ll) + MET|; see _isr_pt).
-ISR_Q0 = (9.0, 0.03)
-ISR_POWER = 2.0
-SOFT_RESOLUTION = 0.5  # GeV^(1/2): sigma(MET_x) = SOFT_RESOLUTION * sqrt(sum ET)
-UNDERLYING_SUM_ET = 180.0  # GeV, mean scalar sum of the underlying event
+# Radiation and soft activity: the two knobs a generator tune would set, chosen against the real
+# events (docs/susy_sim_realism.md). The real events' recoil |pT(ll) + MET| is large (median 42 GeV
+# for WW) and mostly measurement noise: leptons end up isotropic about the recoil in the R frame
+# (dPhi_r_b), which true radiation would not do.
+ISR_SCALE = 0.07  # Q0 = ISR_SCALE * sqrt(s_hat), see _isr_pt
+ISR_POWER = 1.9
+SOFT_RESOLUTION = 2.0  # GeV^(1/2): sigma(MET_x) = SOFT_RESOLUTION * sqrt(sum ET)
+UNDERLYING_SUM_ET = 200.0  # GeV, mean scalar sum of the soft activity (underlying event, pile-up)
 
 FEATURES = (
     "lepton 1 pT", "lepton 1 eta", "lepton 1 phi", "lepton 2 pT", "lepton 2 eta", "lepton 2 phi",
@@ -91,42 +92,28 @@ def _boost(p, beta):
     return out
 
 
-def _two_body(rng, parent, m1, m2, cos=None):
-    """Decay ``parent`` into masses m1, m2 (scalars or per-event arrays); return both in the lab.
-
-    The decay is isotropic in the parent's rest frame unless ``cos`` gives, per event, the cosine
-    of daughter 1's angle to the parent's flight direction (the helicity axis).
-    """
+def _two_body(rng, parent, m1, m2):
+    """Decay ``parent`` isotropically in its rest frame into masses m1, m2 (scalars or per-event
+    arrays); return both daughters boosted back to the parent's frame."""
     n = len(parent)
     m1 = np.broadcast_to(np.asarray(m1, dtype=float), (n,))
     m2 = np.broadcast_to(np.asarray(m2, dtype=float), (n,))
     M = np.sqrt(np.maximum(parent[:, 0] ** 2 - np.sum(parent[:, 1:] ** 2, axis=1), 0.0))
     lam = (M**2 - (m1 + m2) ** 2) * (M**2 - (m1 - m2) ** 2)
     p = np.sqrt(np.maximum(lam, 0.0)) / (2.0 * M)
-    polarised = cos is not None
-    if not polarised:
-        cos = rng.uniform(-1.0, 1.0, n)
-    sin = np.sqrt(np.maximum(1.0 - cos**2, 0.0))
-    phi = rng.uniform(-np.pi, np.pi, n)
-    d = np.stack([sin * np.cos(phi), sin * np.sin(phi), cos], axis=1)
-    if polarised:
-        d = _rotate_z_to(d, parent[:, 1:])
-    d = d * p[:, None]
+    d = _isotropic(rng, n) * p[:, None]
     a = np.column_stack([np.sqrt(p**2 + m1**2), d])
     b = np.column_stack([np.sqrt(p**2 + m2**2), -d])
     beta = parent[:, 1:] / parent[:, :1]
     return _boost(a, beta), _boost(b, beta)
 
 
-def _rotate_z_to(d, axis):
-    """Rotate vectors ``d`` given in a frame whose z axis is ``axis`` into the lab frame."""
-    z = axis / np.maximum(np.linalg.norm(axis, axis=1), 1e-300)[:, None]
-    # Any unit vector orthogonal to z as x; y completes the right-handed frame.
-    helper = np.where(np.abs(z[:, :1]) < 0.9, np.array([[1.0, 0.0, 0.0]]), np.array([[0.0, 1.0, 0.0]]))
-    x = np.cross(helper, z)
-    x /= np.linalg.norm(x, axis=1)[:, None]
-    y = np.cross(z, x)
-    return d[:, :1] * x + d[:, 1:2] * y + d[:, 2:] * z
+def _isotropic(rng, n):
+    """Unit vectors uniform on the sphere, (n, 3)."""
+    cos = rng.uniform(-1.0, 1.0, n)
+    sin = np.sqrt(1.0 - cos**2)
+    phi = rng.uniform(-np.pi, np.pi, n)
+    return np.column_stack([sin * np.cos(phi), sin * np.sin(phi), cos])
 
 
 def _bw_mass(rng, n, lo, hi):
@@ -172,7 +159,7 @@ def _production_grid(process: str, mass: float):
         sigma = beta * (3.0 - beta**2) / 2.0 / shat  # spin-1/2 pair through a vector current
     else:
         # q qbar -> W+W-: the t-channel quark exchange gives the log rise above threshold.
-        sigma = np.log((1.0 + beta) / np.maximum(1.0 - beta, 1e-12)) / shat**WW_SIGMA_POWER
+        sigma = np.log((1.0 + beta) / np.maximum(1.0 - beta, 1e-12)) / shat
     # In (ln s_hat, y): dx1 dx2 f(x1) f(x2) = d ln s_hat dy (x1 f1)(x2 f2).
     w = np.where(ok, (forward + backward) * sigma, 0.0)
     cdf = np.cumsum(w.ravel())
@@ -241,7 +228,7 @@ def _isr_pt(rng, shat):
     dN/dpT^2 ~ 1/(pT^2 + Q0^2)^ISR_POWER: flat below Q0 (soft emissions resummed), a power law
     above (hard emissions); Q0 grows with the hard scale sqrt(s_hat) (more phase space to radiate).
     """
-    q0 = ISR_Q0[0] + ISR_Q0[1] * np.sqrt(shat)
+    q0 = ISR_SCALE * np.sqrt(shat)
     u = rng.random(len(shat))
     return q0 * np.sqrt(np.maximum(u, 1e-12) ** (-1.0 / (ISR_POWER - 1.0)) - 1.0)
 
@@ -249,22 +236,17 @@ def _isr_pt(rng, shat):
 # ---------------------------------------------------------------------------------------------
 # Decays.
 
-def _w_to_lepton(rng, w, forward=None):
+def _w_to_lepton(rng, w):
     """W -> l nu, with 15% of leptons coming through W -> tau nu, tau -> l nu nu.
 
     Among dilepton final states each W gives e or mu directly (BR 2 x 10.8%) or through a tau
-    (10.8% x 35.2%): P(tau) = 0.038/0.254. ``forward`` (bool per event) marks Ws whose helicity
-    sends the charged lepton forward, (1 + cos)^2 about the W's flight (V-A: W- with helicity -1,
-    W+ with +1); the others decay isotropically. Returns (visible lepton, invisible momentum).
+    (10.8% x 35.2%): P(tau) = 0.038/0.254. W polarisation is left out: decays are isotropic in
+    the W rest frame. Returns (visible lepton, total invisible momentum).
     """
     n = len(w)
     via_tau = rng.random(n) < (0.108 * TAU_TO_LEPTON) / (0.216 + 0.108 * TAU_TO_LEPTON)
     m_l = np.where(via_tau, MTAU, 0.0)
-    cos = rng.uniform(-1.0, 1.0, n)
-    if forward is not None:
-        # (1 + c)^2 / (8/3) on [-1, 1]: CDF (1 + c)^3 / 8.
-        cos = np.where(forward, 2.0 * rng.random(n) ** (1.0 / 3.0) - 1.0, cos)
-    lep, nu = _two_body(rng, w, m_l, 0.0, cos)
+    lep, nu = _two_body(rng, w, m_l, 0.0)
     if via_tau.any():
         tau = lep[via_tau]
         # tau -> l nu nu: lepton energy fraction x = 2E/m_tau from the (unpolarised) Michel
@@ -272,10 +254,7 @@ def _w_to_lepton(rng, w, forward=None):
         k = int(via_tau.sum())
         x = _michel(rng, k)
         e = 0.5 * MTAU * x
-        c = rng.uniform(-1.0, 1.0, k)
-        s = np.sqrt(1.0 - c**2)
-        phi = rng.uniform(-np.pi, np.pi, k)
-        l_rest = np.column_stack([e, e * s * np.cos(phi), e * s * np.sin(phi), e * c])
+        l_rest = np.column_stack([e, e[:, None] * _isotropic(rng, k)])
         l_lab = _boost(l_rest, tau[:, 1:] / tau[:, :1])
         nu[via_tau] += tau - l_lab
         lep[via_tau] = l_lab
@@ -326,20 +305,15 @@ def _generate(rng, n, process, m_chi, m_lsp):
 
     invisible = np.zeros((n, 4))
     leptons = []
-    # q qbar -> W-W+ is dominated by the (-, +) transverse helicities of the t-channel (as at LEP):
-    # both charged leptons then go forward along their W, the neutrinos backward.
-    transverse = rng.random(n) < WW_TRANSVERSE
     for parent in (a, b):
         if process == "chargino":
             # chi+ -> W+ chi0: the W mass is limited by m_chi - m_chi0 (off-shell when compressed).
             mw = _bw_mass(rng, n, 10.0, max(m_chi - m_lsp - 0.01, 10.5))
             w, lsp = _two_body(rng, parent, mw, m_lsp)
             invisible += lsp
-            forward = None
         else:
             w = parent
-            forward = transverse
-        lep, nu = _w_to_lepton(rng, w, forward)
+        lep, nu = _w_to_lepton(rng, w)
         invisible += nu
         leptons.append(lep)
     leptons = np.stack(leptons, axis=1)
@@ -369,8 +343,12 @@ def _pt_eta_phi(p):
     return pt, eta, phi
 
 
-def _detector(rng, leptons, invisible, recoil):
-    """Smear, select and rebuild: return (leptons (m,2,4) massless, met_xy (m,2), jets (m,4), jet ok (m,), kept mask)."""
+def _detector(rng, leptons, recoil):
+    """Smear, select and rebuild what the detector sees.
+
+    Returns massless leptons (m, 2, 4) leading first, the missing momentum (m, 2), the recoil jet
+    (m, 4), whether that jet is reconstructed (m,), and which of the n events were kept (n,).
+    """
     n = len(leptons)
     pt, eta, phi = _pt_eta_phi(leptons)
     muon = rng.random((n, 2)) < 0.5
@@ -399,7 +377,8 @@ def _detector(rng, leptons, invisible, recoil):
     # ... plus the soft term (underlying event): Gaussian per component, k sqrt(sum ET).
     sum_et = 2.0 * rpt + rng.gamma(3.0, UNDERLYING_SUM_ET / 3.0, m)
     soft = rng.normal(0.0, 1.0, (m, 2)) * (SOFT_RESOLUTION * np.sqrt(sum_et))[:, None]
-    # Missing transverse momentum: minus everything seen.
+    # Missing transverse momentum: minus everything seen (the neutrinos and neutralinos balance
+    # the leptons and the recoil, so nothing else is needed).
     met_xy = -(lep[:, :, 1:3].sum(axis=1) + np.column_stack([rx, ry]) + soft)
     jet = np.column_stack([rpt_reco * np.cosh(reta), rx, ry, rpt_reco * np.sinh(reta)])
     jet_ok = (rpt_reco > JET_PT_MIN) & (np.abs(reta) < JET_ETA_MAX)
@@ -536,12 +515,12 @@ def simulate_process(n_events, process, *, seed=0, chargino_mass=CHARGINO_MASS, 
     if process == "chargino" and not chargino_mass > neutralino_mass >= 0:
         raise ValueError(f"need chargino_mass > neutralino_mass >= 0, got {chargino_mass}, {neutralino_mass}")
     rng = np.random.default_rng(seed) if not isinstance(seed, np.random.Generator) else seed
-    parts, have = [], 0
+    parts, have = [np.empty((0, 18))], 0
     while have < n_events:
         # About 35-45% of generated events pass the selection; generate in batches of <= 200k.
         batch = int(min(max(2.6 * (n_events - have), 1000), 200_000))
-        leptons, invisible, recoil = _generate(rng, batch, process, float(chargino_mass), float(neutralino_mass))
-        lep, met_xy, jets, jet_ok, _ = _detector(rng, leptons, invisible, recoil)
+        leptons, _, recoil = _generate(rng, batch, process, float(chargino_mass), float(neutralino_mass))
+        lep, met_xy, jets, jet_ok, _ = _detector(rng, leptons, recoil)
         f = raw_features(lep[:, 0], lep[:, 1], met_xy, jets, jet_ok)
         parts.append(f)
         have += len(f)
@@ -563,7 +542,7 @@ def simulate(n_events, *, signal_fraction=SIGNAL_FRACTION, seed=0, chargino_mass
     rng = np.random.default_rng(seed)
     sig = simulate_process(n_sig, "chargino", seed=rng, chargino_mass=chargino_mass, neutralino_mass=neutralino_mass)
     bkg = simulate_process(n_events - n_sig, "ww", seed=rng)
-    X = np.concatenate([sig, bkg]) if n_events else np.empty((0, 18), np.float32)
+    X = np.concatenate([sig, bkg])
     y = np.concatenate([np.ones(n_sig, np.int8), np.zeros(n_events - n_sig, np.int8)])
     if shuffle:
         order = rng.permutation(n_events)
