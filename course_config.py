@@ -224,9 +224,11 @@ MNIST_CNN = Assignment(
                 source="task target 99.3 % minus 0.3 points; full-profile calibration pending (docs/calibration.md)",
             ),
         },
+        # quick: docs/calibration.md (mnist_cnn, quick): min 0.9907 over 5 seeds (mean 0.9913, std
+        # 0.0006); full credit 0.3 points below that minimum, half credit at 0.980.
         "quick": {
             "test_accuracy": Threshold(
-                (Tier(0.985, 1.0), Tier(0.975, 0.5)),
+                (Tier(0.987, 1.0), Tier(0.980, 0.5)),
                 source="docs/calibration.md (mnist_cnn, quick): min over 5 seeds minus 0.3 points",
             ),
         },
@@ -262,9 +264,12 @@ MNIST_AUGMENT = Assignment(
                 source="task target 99.5 % minus 0.3 points; full-profile calibration pending (docs/calibration.md)",
             ),
         },
+        # quick: docs/calibration.md (mnist_augment, quick): min 0.9904 over 5 seeds (mean 0.9908,
+        # std 0.0003); full credit 0.3 points below that minimum, half credit at 0.980. Two epochs
+        # are too few for augmentation to pay off; the full profile trains 20.
         "quick": {
             "test_accuracy": Threshold(
-                (Tier(0.980, 1.0), Tier(0.970, 0.5)),
+                (Tier(0.987, 1.0), Tier(0.980, 0.5)),
                 source="docs/calibration.md (mnist_augment, quick): min over 5 seeds minus 0.3 points",
             ),
         },

@@ -156,7 +156,14 @@ def main(argv=None) -> int:
     parser.add_argument("--profile", action="append", choices=sorted(course_config.PROFILES))
     parser.add_argument("--seeds", type=int, default=5)
     parser.add_argument("--out", type=Path, default=DOCS / "calibration.md")
+    parser.add_argument("--report-only", action="store_true",
+                        help="rewrite the report from the recorded runs (e.g. after changing a threshold)")
     args = parser.parse_args(argv)
+    if args.report_only:
+        recorded = json.loads(args.out.with_suffix(".json").read_text())
+        write_report(recorded["runs"], recorded["machine"], args.out)
+        print(f"wrote {args.out}")
+        return 0
     backend = sandbox.default_backend()
     where = machine()
     runs = []

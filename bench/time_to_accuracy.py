@@ -19,7 +19,6 @@ from __future__ import annotations
 
 import argparse
 import os
-import platform
 import sys
 import time
 from pathlib import Path
@@ -27,9 +26,13 @@ from pathlib import Path
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
+import contextlib  # noqa: E402
+import io  # noqa: E402
+
 import numpy as np  # noqa: E402
 
 import course_config  # noqa: E402
+from calibrate import machine  # noqa: E402  (bench/ is this script's folder)
 
 REFERENCE = "mnist_cnn"
 # Cells of the solution notebook that set up data, model and optimizer, in order.
@@ -56,11 +59,12 @@ def reference(epochs: int, seed: int):
     os.chdir(course_config.COURSE_DIR / "solutions" / REFERENCE)  # for `from course_data import ...`
     sys.path.insert(0, os.getcwd())
     try:
-        for gid in SETUP_CELLS:
-            source = cells[gid]
-            if gid == "parameters":
-                source += f"\nEPOCHS = {epochs}\nSEED = {seed}\n"
-            exec(compile(source, gid, "exec"), ns)
+        with contextlib.redirect_stdout(io.StringIO()):  # the notebook's own prints and summary
+            for gid in SETUP_CELLS:
+                source = cells[gid]
+                if gid == "parameters":
+                    source += f"\nEPOCHS = {epochs}\nSEED = {seed}\n"
+                exec(compile(source, gid, "exec"), ns)
         captured = {}
 
         def capture(*args, **kwargs):
@@ -133,6 +137,8 @@ def main(argv=None) -> int:
                         help="the reference's EPOCHS (default: the quick profile's, %(default)s)")
     parser.add_argument("--max-epochs", type=int, default=15, help="most epochs the anchor may take")
     parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--out", type=Path, default=course_config.COURSE_DIR / "docs" / "time_to_accuracy.md",
+                        help="where to record the result (default: %(default)s)")
     args = parser.parse_args(argv)
 
     import keras
@@ -140,8 +146,7 @@ def main(argv=None) -> int:
     model, x, y, fit_kwargs, ns = reference(args.epochs, args.seed)
     (x_train, y_train), (x_test, y_test) = ns["load_mnist"]()
     x_test = x_test.astype("float32") / course_config.MNIST_PIXEL_SCALE
-    print(f"machine: {os.cpu_count()} cores, {platform.processor() or platform.machine()}; "
-          f"Keras {keras.__version__} ({keras.backend.backend()})")
+    print(f"machine: {machine()}")
     print(f"reference ({REFERENCE} solution): {model.count_params():,} parameters, "
           f"{len(x):,} training images, EPOCHS = {args.epochs}, fit arguments {fit_kwargs}")
     ref_curve = race("reference", model, x, y, fit_kwargs, x_test, y_test, args.target, args.epochs)
@@ -152,9 +157,41 @@ def main(argv=None) -> int:
     print(f"\ntime to {args.target:.1%} test accuracy (sum of fit() calls):")
     print(f"  reference: {'%.1f s' % r if r is not None else 'not reached in %d epochs' % args.epochs}")
     print(f"  anchor:    {'%.1f s' % a if a is not None else 'not reached in %d epochs' % args.max_epochs}")
-    if r is not None and a is not None:
-        print(f"  ratio reference/anchor: {r / a:.2f} (goal <= 0.33)")
+    ratio = f"{r / a:.2f}" if r is not None and a is not None else "n/a"
+    print(f"  ratio reference/anchor: {ratio} (goal <= 0.33)")
+    if args.out:
+        write_report(args, ref_curve, anc_curve, r, a, ratio, model.count_params(), a_model.count_params(), fit_kwargs)
+        print(f"wrote {args.out}")
     return 0
+
+
+def write_report(args, ref_curve, anc_curve, r, a, ratio, ref_params, anc_params, fit_kwargs) -> None:
+    import datetime as dt
+
+    fmt = lambda t: f"{t:.1f} s" if t is not None else "not reached"  # noqa: E731
+    lines = [
+        "# Time to 99.0 % MNIST test accuracy",
+        "",
+        "Written by `bench/time_to_accuracy.py`. Both models train one epoch per `fit()` call; the time",
+        "is the sum of the whole `fit()` calls, evaluation on the 10,000 test images excluded.",
+        "",
+        f"Machine: {machine()}  ",
+        f"Date: {dt.date.today().isoformat()}, seed {args.seed}",
+        "",
+        "| model | parameters | recipe | time to {:.1%} | ratio to anchor |".format(args.target),
+        "|---|---|---|---|---|",
+        f"| reference (`solutions/{REFERENCE}`) | {ref_params:,} | EPOCHS = {args.epochs}, {fit_kwargs} | {fmt(r)} | {ratio} |",
+        f"| anchor (keras-io Simple MNIST convnet) | {anc_params:,} | Adam, batch 128 | {fmt(a)} | 1 |",
+        "",
+        "Goal: ratio <= 0.33 on 2 CPU cores.",
+        "",
+        "| model | epoch | seconds of fit() | test accuracy |",
+        "|---|---|---|---|",
+    ]
+    lines += [f"| reference | {e} | {t:.1f} | {acc:.4f} |" for e, t, acc in ref_curve]
+    lines += [f"| anchor | {e} | {t:.1f} | {acc:.4f} |" for e, t, acc in anc_curve]
+    args.out.parent.mkdir(parents=True, exist_ok=True)
+    args.out.write_text("\n".join(lines) + "\n")
 
 
 if __name__ == "__main__":
