@@ -52,6 +52,16 @@ class Check:
     id: str
     title: str
     points: float
+    model: str | None = None  # which of the assignment's models it judges (default: the first)
+
+
+@dataclass(frozen=True)
+class ModelSpec:
+    """A model file students hand in: ``kind`` is "keras" (.keras) or "skops" (scikit-learn)."""
+
+    name: str
+    file: str
+    kind: str = "keras"
 
 
 @dataclass(frozen=True)
@@ -71,7 +81,7 @@ class Assignment:
     name: str
     title: str
     notebook: str
-    model_file: str
+    models: tuple[ModelSpec, ...]
     dataset: str  # what the grader feeds the model and checks against (see autograder.grading.TASKS)
     checks: tuple[Check, ...]
     # Values injected after the notebook's "parameters" cell when the grader re-executes it.
@@ -90,6 +100,21 @@ class Assignment:
     @property
     def max_score(self) -> float:
         return sum(c.points for c in self.checks)
+
+    @property
+    def model_file(self) -> str:
+        """The model file of a one-model assignment."""
+        if len(self.models) != 1:
+            raise AttributeError(f"{self.name} has {len(self.models)} model files; use .models")
+        return self.models[0].file
+
+    def model_of(self, check_id: str) -> ModelSpec:
+        """The model a check judges."""
+        wanted = self.check(check_id).model
+        for spec in self.models:
+            if wanted in (None, spec.name):
+                return spec
+        raise KeyError(f"{self.name}: check {check_id!r} names unknown model {wanted!r}")
 
     def check(self, check_id: str) -> Check:
         for c in self.checks:
@@ -156,7 +181,7 @@ MNIST_DENSE = Assignment(
     name="mnist_dense",
     title="MNIST with a fully connected network",
     notebook="mnist_dense.ipynb",
-    model_file="mnist_dense.keras",
+    models=(ModelSpec("model", "mnist_dense.keras"),),
     dataset="mnist",
     checks=(
         Check("layer_types", "only Dense, Flatten and Dropout layers (a fully connected network)", 1),
@@ -207,7 +232,7 @@ MNIST_CNN = Assignment(
     name="mnist_cnn",
     title="MNIST with a convolutional network",
     notebook="mnist_cnn.ipynb",
-    model_file="mnist_cnn.keras",
+    models=(ModelSpec("model", "mnist_cnn.keras"),),
     dataset="mnist",
     checks=CNN_CHECKS + (Check("test_accuracy", "accuracy on the 10,000 MNIST test images", 5),),
     parameters={
@@ -243,7 +268,7 @@ MNIST_AUGMENT = Assignment(
     name="mnist_augment",
     title="MNIST with a CNN and data augmentation",
     notebook="mnist_augment.ipynb",
-    model_file="mnist_augment.keras",
+    models=(ModelSpec("model", "mnist_augment.keras"),),
     dataset="mnist",
     checks=(
         Check("augmentation_layers", "RandomRotation, RandomTranslation and RandomZoom layers in the model", 2),

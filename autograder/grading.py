@@ -32,6 +32,7 @@ from autograder import sandbox
 from autograder.checks import check_module
 from autograder.checks.plugin import CheckResult, GradingPlugin
 from autograder.keras_file import ModelFileError, ModelInfo, inspect_model
+from autograder.skops_file import inspect_skops
 
 MAX_SUBMISSION_MB = 200
 EXECUTED_NOTEBOOK = "executed.ipynb"
@@ -44,7 +45,7 @@ INJECTED_TAG = "injected-parameters"
 class MnistTask:
     """MNIST for the grader: the test images for the sandbox, the labels for the checks."""
 
-    def __init__(self):
+    def __init__(self, profile: course_config.Profile | None = None):
         from autograder.course_data import load_mnist
 
         (self.x_train, self.y_train), (self.x_test, self.y_test) = load_mnist()
@@ -56,7 +57,7 @@ class MnistTask:
     def labels(self) -> np.ndarray:
         return self.y_test
 
-    def inputs_for(self, model: ModelInfo) -> np.ndarray:
+    def inputs_for(self, spec: course_config.ModelSpec, model: ModelInfo) -> np.ndarray:
         """Test images scaled to [0, 1] in the model's declared input shape; ValueError if none fits."""
         images = self.x_test.astype(np.float32) / course_config.MNIST_PIXEL_SCALE
         shape = tuple(model.input_shape or ())
@@ -67,6 +68,15 @@ class MnistTask:
             f"the model expects inputs of shape {shape or 'unknown'}; the grader feeds MNIST images as "
             "(28, 28), (784,) or (28, 28, 1). Start the model with keras.Input(shape=(28, 28))."
         )
+
+    def check_predictions(self, spec: course_config.ModelSpec, outputs: np.ndarray) -> np.ndarray:
+        """The model's outputs if they are one row of 10 finite class scores per image; else ValueError."""
+        expected = (len(self.x_test), 10)
+        if outputs.shape != expected:
+            raise ValueError(f"the model outputs shape {outputs.shape}; expected {expected}, one row of 10 class scores per image")
+        if not np.all(np.isfinite(outputs)):
+            raise ValueError("the model outputs NaN or infinite values")
+        return outputs
 
     def sandbox_data_dir(self) -> Path:
         """A folder with the data a re-executed notebook may see: training data and test images only."""
@@ -101,10 +111,11 @@ class Submission:
     assignment: course_config.Assignment
     profile: str
     labels: np.ndarray
-    model: ModelInfo | None = None
-    model_problem: str = ""
-    predictions: np.ndarray | None = None
-    prediction_problem: str = ""
+    # Per model name (course_config.ModelSpec.name): what was read, or why not.
+    models: dict = field(default_factory=dict)
+    model_problems: dict[str, str] = field(default_factory=dict)
+    predictions: dict[str, np.ndarray] = field(default_factory=dict)
+    prediction_problems: dict[str, str] = field(default_factory=dict)
     notes: list[str] = field(default_factory=list)  # shown to the student above the checks
     execution: dict = field(default_factory=dict)
 
@@ -190,7 +201,8 @@ def execute_notebook(
         submission.notes.append(f"{a.notebook} is not a valid notebook ({type(exc).__name__}: {exc})")
         return
     # Grade only what this run saves, never a model file that came with the submission.
-    (workdir / a.model_file).unlink(missing_ok=True)
+    for spec in a.models:
+        (workdir / spec.file).unlink(missing_ok=True)
     injected_at = inject_parameters(nb, a.parameters.get(profile.name, {}), profile.name)
     nbformat.write(nb, nb_path)
     release_dir = course_config.COURSE_DIR / "release" / a.name
@@ -260,21 +272,21 @@ def _read_json(path: Path) -> dict:
     return {}
 
 
-def predict(submission: Submission, model_path: Path, task, *, backend: str) -> None:
-    """Have the sandbox load the model and predict the test inputs; keep the outputs or the problem."""
+def predict(submission: Submission, spec: course_config.ModelSpec, model_path: Path, task, *, backend: str) -> None:
+    """Have the sandbox load one model and predict the test inputs; keep the outputs or the problem."""
     limits = course_config.LIMITS
     try:
-        inputs = task.inputs_for(submission.model)
+        inputs = task.inputs_for(spec, submission.models[spec.name])
     except ValueError as exc:
-        submission.prediction_problem = str(exc)
+        submission.prediction_problems[spec.name] = str(exc)
         return
     with tempfile.TemporaryDirectory(prefix="autograder-predict-") as tmp:
         workdir = Path(tmp)
-        shutil.copyfile(model_path, workdir / "model.keras")
+        shutil.copyfile(model_path, workdir / spec.file)
         np.save(workdir / "inputs.npy", inputs, allow_pickle=False)
         sandbox.install_job(workdir)
         argv = sandbox.python_argv(
-            "predict", f"{sandbox.WORK}/model.keras", f"{sandbox.WORK}/inputs.npy", f"{sandbox.WORK}/predictions.npy"
+            "predict", spec.kind, f"{sandbox.WORK}/{spec.file}", f"{sandbox.WORK}/inputs.npy", f"{sandbox.WORK}/predictions.npy"
         )
         result = sandbox.run_job(
             argv,
@@ -285,23 +297,36 @@ def predict(submission: Submission, model_path: Path, task, *, backend: str) -> 
             backend=backend,
         )
         if not result.ok:
-            submission.prediction_problem = f"the grader could not load your model and predict: {result.problem()}"
+            submission.prediction_problems[spec.name] = (
+                f"the grader could not load {spec.file} and predict: {result.problem()}"
+            )
             return
         out = workdir / "predictions.npy"
         try:
             if out.is_symlink() or not out.is_file():
                 raise ValueError("no predictions were written")
-            preds = np.load(out, allow_pickle=False)
+            outputs = np.load(out, allow_pickle=False)
         except (OSError, ValueError) as exc:
-            submission.prediction_problem = f"the grader could not read the model's predictions ({exc})"
+            submission.prediction_problems[spec.name] = f"the grader could not read the model's predictions ({exc})"
             return
-    expected = (len(inputs), 10)
-    if preds.ndim != 2 or preds.shape != expected:
-        submission.prediction_problem = f"the model outputs shape {preds.shape}; expected {expected}, one row of 10 class scores per image"
-    elif not np.all(np.isfinite(preds)):
-        submission.prediction_problem = "the model outputs NaN or infinite values"
-    else:
-        submission.predictions = preds
+    try:
+        submission.predictions[spec.name] = task.check_predictions(spec, outputs)
+    except ValueError as exc:
+        submission.prediction_problems[spec.name] = str(exc)
+
+
+def inspect(spec: course_config.ModelSpec, path: Path):
+    """Architecture of one model file, read without loading it (ModelFileError if unusable)."""
+    max_mb = course_config.LIMITS.max_model_file_mb
+    if spec.kind == "skops":
+        info = inspect_skops(path, max_mb=max_mb)
+        if info.foreign:
+            raise ModelFileError(
+                f"{path.name} contains objects from outside scikit-learn ({', '.join(info.foreign[:3])}); "
+                "the grader only loads scikit-learn models"
+            )
+        return info
+    return inspect_model(path, max_mb=max_mb)
 
 
 def prepare_submission(
@@ -322,24 +347,24 @@ def prepare_submission(
         copy_submission(src, workdir, submission.notes)
         if execute:
             execute_notebook(submission, workdir, task, profile=profile, backend=backend, keep_dir=keep_dir)
-        model_path = workdir / assignment.model_file
-        try:
-            submission.model = inspect_model(model_path, max_mb=course_config.LIMITS.max_model_file_mb)
-        except ModelFileError as exc:
-            problem = str(exc)
-            if not model_path.exists():
-                problem = (
-                    f"model file {assignment.model_file} not found: "
-                    + ("the notebook did not save it" if execute else "run the notebook's last cell, which saves it, "
-                       "and submit the file next to the notebook")
-                )
-                if execute and submission.notes:
-                    problem += f" ({submission.notes[-1]})"
-            submission.model_problem = problem
-        if submission.model is not None:
-            predict(submission, model_path, task, backend=backend)
-        else:
-            submission.prediction_problem = submission.model_problem
+        for spec in assignment.models:
+            model_path = workdir / spec.file
+            try:
+                submission.models[spec.name] = inspect(spec, model_path)
+            except ModelFileError as exc:
+                problem = str(exc)
+                if not model_path.exists():
+                    problem = (
+                        f"model file {spec.file} not found: "
+                        + ("the notebook did not save it" if execute else "run the notebook's last cell, which saves it, "
+                           "and submit the file next to the notebook")
+                    )
+                    if execute and submission.notes:
+                        problem += f" ({submission.notes[-1]})"
+                submission.model_problems[spec.name] = problem
+                submission.prediction_problems[spec.name] = problem
+                continue
+            predict(submission, spec, model_path, task, backend=backend)
     return submission
 
 
@@ -375,8 +400,9 @@ def grade_student(student: str, src: Path, assignment, task, *, profile, execute
     checks = run_checks(submission)
     output = "\n".join(submission.notes)
     extra = {"profile": profile.name, "executed": execute, **({"execution": submission.execution} if execute else {})}
-    if submission.model is not None:
-        extra["model"] = {"summary": submission.model.summary(), "parameters": submission.model.n_params}
+    for name, info in submission.models.items():
+        extra.setdefault("models", {})[name] = {"summary": info.summary(), **(
+            {"parameters": info.n_params} if isinstance(info, ModelInfo) else {})}
     return StudentResult(student, assignment.name, checks, output, time.monotonic() - start, extra)
 
 
@@ -409,7 +435,7 @@ def grade(
     names = students or sorted(p.name for p in submitted_dir.iterdir() if p.is_dir() and not p.name.startswith("."))
     out_dir = Path(out_dir)
     out_dir.mkdir(parents=True, exist_ok=True)
-    task = TASKS[assignment.dataset]()
+    task = TASKS[assignment.dataset](profile)
     mode = f"re-executing notebooks, profile {profile.name}" if execute else f"grading saved models, profile {profile.name}"
     print(f"grading {assignment.name} for {len(names)} student(s): {mode}; sandbox: {backend}", file=log)
     results = []

@@ -407,20 +407,36 @@ def python_argv(job: str, *args: str) -> list[str]:
 # ------------------------------------------------------------------------------------------------
 # Jobs that run inside the sandbox
 # ------------------------------------------------------------------------------------------------
-def _job_predict(model_path: str, images_path: str, out_path: str) -> None:
-    """Load a student model in Keras safe mode and write its predictions on ``images`` as .npy."""
+def _job_predict(kind: str, model_path: str, inputs_path: str, out_path: str) -> None:
+    """Load a student model safely and write its outputs on ``inputs`` as .npy.
+
+    ``keras``: Keras safe mode (no Lambda or other code-carrying layers). ``skops``: only
+    scikit-learn types are trusted; anything else in the file is refused before loading.
+    """
     import numpy as np
 
-    os.environ.setdefault("KERAS_BACKEND", "tensorflow")
-    import keras
+    inputs = np.load(inputs_path, allow_pickle=False)
+    if kind == "keras":
+        os.environ.setdefault("KERAS_BACKEND", "tensorflow")
+        import keras
 
-    model = keras.saving.load_model(model_path, safe_mode=True, compile=False)
-    images = np.load(images_path, allow_pickle=False)
-    preds = model.predict(images, batch_size=500, verbose=0)
-    preds = np.asarray(preds)
-    if preds.dtype == object:
+        model = keras.saving.load_model(model_path, safe_mode=True, compile=False)
+        outputs = model.predict(inputs, batch_size=500, verbose=0)
+    elif kind == "skops":
+        import skops.io as sio
+
+        untrusted = sio.get_untrusted_types(file=model_path)
+        refused = [t for t in untrusted if not t.startswith("sklearn.")]
+        if refused:
+            raise TypeError(f"refusing to load types from outside scikit-learn: {', '.join(refused)}")
+        model = sio.load(model_path, trusted=untrusted)
+        outputs = model.predict_proba(inputs) if hasattr(model, "predict_proba") else model.decision_function(inputs)
+    else:
+        raise ValueError(f"unknown model kind {kind!r}")
+    outputs = np.asarray(outputs)
+    if outputs.dtype == object:
         raise TypeError("the model's output is not a numeric array")
-    np.save(out_path, preds.astype(np.float32), allow_pickle=False)
+    np.save(out_path, outputs.astype(np.float32), allow_pickle=False)
 
 
 def _job_execute(notebook_path: str, executed_path: str, report_path: str) -> None:

@@ -74,13 +74,13 @@ def run_once(assignment, profile, seed: int, task, backend: str) -> dict:
                 t1 = dt.datetime.fromisoformat(timing["shell.execute_reply"].replace("Z", "+00:00"))
                 train_s += (t1 - t0).total_seconds()
         sub = grading.prepare_submission("reference", work, assignment, task, profile=profile, execute=False, backend=backend)
-        if sub.predictions is None:
-            raise RuntimeError(f"reference solution could not be scored: {sub.prediction_problem}")
+        if sub.prediction_problems:
+            raise RuntimeError(f"reference solution could not be scored: {sub.prediction_problems}")
         return {
             "assignment": assignment.name,
             "profile": profile.name,
             "seed": seed,
-            "test_accuracy": accuracy(sub.predictions, sub.labels),
+            "test_accuracy": accuracy(sub.predictions["model"], sub.labels),
             "train_s": round(train_s, 2),
             "notebook_s": round(notebook_s, 2),
         }
@@ -167,20 +167,20 @@ def main(argv=None) -> int:
     backend = sandbox.default_backend()
     where = machine()
     runs = []
-    tasks = {}
     for name in args.assignment or list(course_config.ASSIGNMENTS):
         assignment = course_config.assignment(name)
-        tasks[name] = task = grading.TASKS[assignment.dataset]()
         for pname in args.profile or ["quick", "full"]:
             profile = course_config.profile(pname)
-            for seed in range(args.seeds):
-                r = run_once(assignment, profile, seed, task, backend)
-                r["machine"] = where
-                runs.append(r)
-                print(f"{name} {pname} seed {seed}: test accuracy {r['test_accuracy']:.4f}, "
-                      f"training {r['train_s']:.1f} s, notebook {r['notebook_s']:.1f} s", flush=True)
-    for task in tasks.values():
-        task.close()
+            task = grading.TASKS[assignment.dataset](profile)
+            try:
+                for seed in range(args.seeds):
+                    r = run_once(assignment, profile, seed, task, backend)
+                    r["machine"] = where
+                    runs.append(r)
+                    print(f"{name} {pname} seed {seed}: test accuracy {r['test_accuracy']:.4f}, "
+                          f"training {r['train_s']:.1f} s, notebook {r['notebook_s']:.1f} s", flush=True)
+            finally:
+                task.close()
     runs = merge(args.out.with_suffix(".json"), runs, where)
     write_report(runs, where, args.out)
     for r in summarize(runs):

@@ -176,7 +176,7 @@ def test_predict_job_uses_safe_mode(tmp_path, models_dir):
     np.save(work / "inputs.npy", np.zeros((2, 28, 28), np.float32))
     sandbox.install_job(work)
     result = sandbox.run_job(
-        sandbox.python_argv("predict", f"{sandbox.WORK}/model.keras", f"{sandbox.WORK}/inputs.npy", f"{sandbox.WORK}/p.npy"),
+        sandbox.python_argv("predict", "keras", f"{sandbox.WORK}/model.keras", f"{sandbox.WORK}/inputs.npy", f"{sandbox.WORK}/p.npy"),
         work, time_limit_s=120, memory_limit_mb=3000,
     )
     assert not result.ok

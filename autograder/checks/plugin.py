@@ -79,19 +79,24 @@ class GradingPlugin:
     def assignment(self):
         return self._assignment
 
-    @pytest.fixture
-    def model(self):
-        """The model's architecture (``ModelInfo``); fails the check if the file can't be read."""
-        if self._submission.model is None:
-            pytest.fail(self._submission.model_problem, pytrace=False)
-        return self._submission.model
+    def _model_name(self, request) -> str:
+        return self._assignment.model_of(check_id(request.node)).name
 
     @pytest.fixture
-    def predictions(self):
-        """The model's outputs on the hidden test inputs, made in the sandbox."""
-        if self._submission.predictions is None:
-            pytest.fail(self._submission.prediction_problem, pytrace=False)
-        return self._submission.predictions
+    def model(self, request):
+        """The architecture of the model this check judges; fails the check if its file can't be read."""
+        name = self._model_name(request)
+        if name not in self._submission.models:
+            pytest.fail(self._submission.model_problems.get(name, "model not read"), pytrace=False)
+        return self._submission.models[name]
+
+    @pytest.fixture
+    def predictions(self, request):
+        """That model's outputs on the hidden test inputs, made in the sandbox."""
+        name = self._model_name(request)
+        if name not in self._submission.predictions:
+            pytest.fail(self._submission.prediction_problems.get(name, "no predictions"), pytrace=False)
+        return self._submission.predictions[name]
 
     @pytest.fixture
     def labels(self):
