@@ -96,8 +96,72 @@ class MnistTask:
             self._sandbox_dir = None
 
 
+class SusyTask:
+    """SUSY for the grader: hidden test events and their labels, and training rows for re-execution.
+
+    Which events are used comes from ``course_config.SUSY_DATA[profile]``: the UCI file's standard
+    split, or simulated events (training and test drawn with different seeds).
+    """
+
+    def __init__(self, profile: course_config.Profile):
+        self.data = course_config.SUSY_DATA[profile.name]
+        self._sandbox_dir: tempfile.TemporaryDirectory | None = None
+        self.x_test, self.y_test = self._events(test=True)
+
+    def _events(self, *, test: bool):
+        d = self.data
+        if d.source == "simulated":
+            from autograder.susy_sim import simulate
+
+            return simulate(d.test_rows if test else d.train_rows, seed=d.test_seed if test else d.train_seed)
+        from autograder.course_data import SUSY_TRAIN_ROWS, load_susy
+
+        if test:
+            return load_susy(start=SUSY_TRAIN_ROWS, stop=SUSY_TRAIN_ROWS + d.test_rows)
+        return load_susy(stop=d.train_rows)
+
+    @property
+    def labels(self) -> np.ndarray:
+        return self.y_test
+
+    def inputs_for(self, spec: course_config.ModelSpec, model) -> np.ndarray:
+        """The 18 features of the hidden events, in the UCI normalisation, as float32."""
+        return np.ascontiguousarray(self.x_test, dtype=np.float32)
+
+    def check_predictions(self, spec: course_config.ModelSpec, outputs: np.ndarray) -> np.ndarray:
+        """One signal score per event: accepts (N,), (N, 1) or (N, 2) class probabilities; else ValueError."""
+        n = len(self.x_test)
+        if outputs.shape in ((n,), (n, 1)):
+            scores = outputs.reshape(n)
+        elif outputs.shape == (n, 2):
+            scores = outputs[:, 1]
+        else:
+            raise ValueError(
+                f"{spec.file} outputs shape {outputs.shape}; expected one signal probability per event, "
+                f"({n},), ({n}, 1) or ({n}, 2)"
+            )
+        if not np.all(np.isfinite(scores)):
+            raise ValueError(f"{spec.file} outputs NaN or infinite values")
+        return scores
+
+    def sandbox_data_dir(self) -> Path:
+        """Training rows only, in the UCI format, for a re-executed notebook (as ``SUSY.csv``)."""
+        if self._sandbox_dir is None:
+            from autograder.susy_sim import write_uci_csv
+
+            self._sandbox_dir = tempfile.TemporaryDirectory(prefix="autograder-data-")
+            X, y = self._events(test=False)
+            write_uci_csv(Path(self._sandbox_dir.name) / "SUSY.csv", X, y)
+        return Path(self._sandbox_dir.name)
+
+    def close(self):
+        if self._sandbox_dir is not None:
+            self._sandbox_dir.cleanup()
+            self._sandbox_dir = None
+
+
 # The grader-side data behind each `Assignment.dataset`.
-TASKS = {"mnist": MnistTask}
+TASKS = {"mnist": MnistTask, "susy": SusyTask}
 
 
 # ------------------------------------------------------------------------------------------------

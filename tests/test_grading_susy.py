@@ -1,0 +1,117 @@
+"""susy grading: model families read from the files, ROC AUC on hidden simulated events (quick)."""
+
+from __future__ import annotations
+
+import json
+import pickle
+import zipfile
+
+import numpy as np
+import pytest
+
+import course_config
+from autograder import grading
+from tests.conftest import make_submission
+
+S = course_config.SUSY
+FILES = {spec.name: spec.file for spec in S.models}
+
+
+@pytest.fixture(scope="module")
+def susy_models(tmp_path_factory):
+    """Small real models of each family (and wrong ones), trained on simulated events."""
+    import keras
+    import skops.io as sio
+    from sklearn.ensemble import HistGradientBoostingClassifier
+    from sklearn.linear_model import LogisticRegression
+    from sklearn.pipeline import make_pipeline
+    from sklearn.preprocessing import StandardScaler
+
+    from autograder.susy_sim import simulate
+
+    d = tmp_path_factory.mktemp("susy_models")
+    X, y = simulate(5000, seed=11)
+    logreg = make_pipeline(StandardScaler(), LogisticRegression(max_iter=500)).fit(X, y)
+    trees = HistGradientBoostingClassifier(max_iter=30).fit(X, y)
+    sio.dump(logreg, d / "logreg.skops")
+    sio.dump(trees, d / "trees.skops")
+    keras.utils.set_random_seed(0)
+    norm = keras.layers.Normalization()
+    norm.adapt(X)
+    dnn = keras.Sequential([keras.Input((18,)), norm, keras.layers.Dense(32, activation="relu"),
+                            keras.layers.Dense(1, activation="sigmoid")])
+    dnn.compile(optimizer="adam", loss="binary_crossentropy")
+    dnn.fit(X, y, epochs=2, batch_size=256, verbose=0)
+    dnn.save(d / "dnn.keras")
+    linear = keras.Sequential([keras.Input((18,)), keras.layers.Dense(1)])
+    linear.save(d / "linear.keras")
+    (d / "pickled.skops").write_bytes(pickle.dumps(logreg))
+    # A skops file whose schema names a class from outside scikit-learn.
+    with zipfile.ZipFile(d / "logreg.skops") as src, zipfile.ZipFile(d / "foreign.skops", "w") as dst:
+        for item in src.infolist():
+            data = src.read(item)
+            if item.filename == "schema.json":
+                schema = json.loads(data)
+                schema["content"]["content"]["evil"] = {"__class__": "system", "__module__": "os", "__loader__": "ObjectNode"}
+                data = json.dumps(schema).encode()
+            dst.writestr(item, data)
+    return d
+
+
+def grade(tmp_path, files):
+    root = tmp_path / "submitted"
+    make_submission(root, "s", S.name, files)
+    (result,) = grading.grade(S.name, root, tmp_path / "out", profile_name="quick")
+    return {c.id: c for c in result.checks}
+
+
+def test_right_families_pass_and_auc_is_measured_on_hidden_events(tmp_path, susy_models):
+    import skops.io as sio
+    from sklearn.metrics import roc_auc_score
+
+    from autograder.susy_sim import simulate
+
+    checks = grade(tmp_path, {FILES[n]: susy_models / f"{n}.{'keras' if n == 'dnn' else 'skops'}" for n in FILES})
+    for cid in ("logreg_family", "trees_family", "dnn_family"):
+        assert checks[cid].score == checks[cid].points, checks[cid].output
+    data = course_config.SUSY_DATA["quick"]
+    X_test, y_test = simulate(data.test_rows, seed=data.test_seed)
+    path = susy_models / "logreg.skops"
+    logreg = sio.load(path, trusted=sio.get_untrusted_types(file=path))
+    auc = roc_auc_score(y_test, logreg.predict_proba(X_test)[:, 1])
+    assert f"ROC AUC {auc:.4f}" in checks["logreg_auc"].output
+    for cid in ("trees_auc", "dnn_auc"):
+        assert "ROC AUC 0." in checks[cid].output
+
+
+def test_wrong_families_lose_exactly_the_family_points(tmp_path, susy_models):
+    checks = grade(tmp_path, {
+        FILES["logreg"]: susy_models / "trees.skops",
+        FILES["trees"]: susy_models / "logreg.skops",
+        FILES["dnn"]: susy_models / "linear.keras",
+    })
+    assert checks["logreg_family"].score == 0 and "found HistGradientBoostingClassifier" in checks["logreg_family"].output
+    assert checks["trees_family"].score == 0 and "found StandardScaler -> LogisticRegression" in checks["trees_family"].output
+    assert checks["dnn_family"].score == 0
+    # The AUC checks still run on the models that were handed in.
+    assert "ROC AUC" in checks["logreg_auc"].output and "ROC AUC" in checks["dnn_auc"].output
+
+
+def test_pickles_and_foreign_types_are_refused_without_loading(tmp_path, susy_models):
+    checks = grade(tmp_path, {
+        FILES["logreg"]: susy_models / "pickled.skops",
+        FILES["trees"]: susy_models / "foreign.skops",
+    })
+    assert "not a skops file" in checks["logreg_family"].output and checks["logreg_auc"].score == 0
+    assert "outside scikit-learn (os.system)" in checks["trees_family"].output and checks["trees_auc"].score == 0
+    assert "susy_dnn.keras not found" in checks["dnn_family"].output
+
+
+def test_probability_shapes_are_accepted_and_others_refused():
+    task = grading.SusyTask.__new__(grading.SusyTask)
+    task.x_test = np.zeros((4, 18), np.float32)
+    spec = S.models[0]
+    assert task.check_predictions(spec, np.array([[0.9, 0.1]] * 4)).tolist() == pytest.approx([0.1] * 4)
+    assert task.check_predictions(spec, np.full((4, 1), 0.3)).shape == (4,)
+    with pytest.raises(ValueError, match="one signal probability per event"):
+        task.check_predictions(spec, np.zeros((4, 3)))
