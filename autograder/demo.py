@@ -99,6 +99,18 @@ SAMPLES: dict[str, tuple[Sample, ...]] = {
             "remove RandomFlip",
         ),
     ),
+    "susy": (
+        Sample("ada", "reference solution", "solutions", (), "full"),
+        Sample("ben", "untouched release", "release", (), "zero", "NotImplementedError"),
+        Sample(
+            "cleo",
+            "saves a random forest as the logistic regression",
+            "solutions",
+            (("save_models", 'sio.dump(logreg, "susy_logreg.skops")', 'sio.dump(trees, "susy_logreg.skops")'),),
+            "partial",
+            "must hold a LogisticRegression",
+        ),
+    ),
 }
 
 

@@ -30,6 +30,7 @@ import numpy as np
 import course_config
 from autograder import sandbox
 from autograder.checks import check_module
+from autograder.checks.common import accuracy, roc_auc
 from autograder.checks.plugin import CheckResult, GradingPlugin
 from autograder.keras_file import ModelFileError, ModelInfo, inspect_model
 from autograder.skops_file import inspect_skops
@@ -44,6 +45,9 @@ INJECTED_TAG = "injected-parameters"
 # ------------------------------------------------------------------------------------------------
 class MnistTask:
     """MNIST for the grader: the test images for the sandbox, the labels for the checks."""
+
+    metric_name = "test accuracy"
+    metric = staticmethod(accuracy)
 
     def __init__(self, profile: course_config.Profile | None = None):
         from autograder.course_data import load_mnist
@@ -102,6 +106,9 @@ class SusyTask:
     Which events are used comes from ``course_config.SUSY_DATA[profile]``: the UCI file's standard
     split, or simulated events (training and test drawn with different seeds).
     """
+
+    metric_name = "ROC AUC"
+    metric = staticmethod(roc_auc)
 
     def __init__(self, profile: course_config.Profile):
         self.data = course_config.SUSY_DATA[profile.name]

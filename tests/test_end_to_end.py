@@ -22,8 +22,9 @@ def test_grade_execute_quick_reference_full_marks_untouched_release_zero(name, t
     submitted = tmp_path / "submitted"
     shutil.copytree(course_config.COURSE_DIR / "solutions" / name, submitted / "reference" / name)
     shutil.copytree(course_config.COURSE_DIR / "release" / name, submitted / "untouched" / name)
-    # A stale model file next to the untouched notebook must not be graded: only what the run saves counts.
-    shutil.copyfile(course_config.COURSE_DIR / "autograder" / "course_data.py", submitted / "untouched" / name / a.model_file)
+    # Stale model files next to the untouched notebook must not be graded: only what the run saves counts.
+    for spec in a.models:
+        shutil.copyfile(course_config.COURSE_DIR / "autograder" / "course_data.py", submitted / "untouched" / name / spec.file)
     out = tmp_path / "out"
     proc = subprocess.run(
         [sys.executable, "-m", "autograder", "grade", name, str(submitted), "--out", str(out), "--execute", "--profile", "quick"],

@@ -50,6 +50,13 @@ def accuracy(predictions: np.ndarray, labels: np.ndarray) -> float:
     return float(np.mean(np.argmax(predictions, axis=1) == labels))
 
 
+def roc_auc(predictions: np.ndarray, labels: np.ndarray) -> float:
+    """Area under the ROC curve of signal scores against 0/1 labels."""
+    from sklearn.metrics import roc_auc_score
+
+    return float(roc_auc_score(labels, predictions))
+
+
 def score_metric(name: str, value: float, threshold, score) -> None:
     """Record tiered credit for ``value`` and fail the check below full credit."""
     fraction = threshold.fraction(value)
