@@ -104,7 +104,7 @@ SAMPLES: dict[str, tuple[Sample, ...]] = {
         Sample("ben", "untouched release", "release", (), "zero", "NotImplementedError"),
         Sample(
             "cleo",
-            "saves a random forest as the logistic regression",
+            "saves its boosted trees under the logistic regression's name",
             "solutions",
             (("save_models", 'sio.dump(logreg, "susy_logreg.skops")', 'sio.dump(trees, "susy_logreg.skops")'),),
             "partial",
