@@ -193,9 +193,10 @@ SUSY_TRAIN_ROWS = 4_500_000  # the standard split: the first 4.5M rows train, th
 SUSY_CACHE = "susy_parsed"  # folder in the Keras cache for parsed rows
 
 _SUSY_SUBSETS = {"all": slice(0, 18), "low": slice(0, 8), "high": slice(8, 18)}
-_BLOCK = 1 << 22  # bytes of text per parsing job (local files)
+_BLOCK = 1 << 20  # bytes of text per parsing job (local files); small blocks keep the peak memory low
 _NET_BLOCK = 1 << 18  # smaller for downloads, so that a few rows cost little
-_POW10 = 10.0 ** np.arange(-110, 100)  # 10**(exponent - 8) for exponents -99..99
+# 10**(exponent - 8): index d for exponent +d, 100 + d for -d (d = 0..99).
+_POW10 = 10.0 ** (np.concatenate([np.arange(100), -np.arange(100)]) - 8.0)
 
 
 def susy_candidates() -> list[tuple[str, Path]]:
@@ -240,7 +241,8 @@ def load_susy(path=None, *, start=0, stop=None, features="all", download=True, c
         hit = _cache_load(key, start, stop)
         if hit is not None:
             return _subset(hit[0], features), hit[1]
-        tried.append(f"  - Keras cache, rows kept from earlier downloads: {_cache_dir()} (not rows {_rows_text(start, stop)})")
+        tried.append(f"  - Keras cache, rows kept from earlier downloads: {_cache_dir()} "
+                     f"(not rows {_rows_text(start, stop)})")
     if download:
         try:
             X, y = _download_susy(SUSY_URL, start, stop, cache)
@@ -280,12 +282,13 @@ def read_susy_file(path, *, start=0, stop=None, cache=True):
         if hit is not None:
             return hit
     gz = _is_gzip(path)
-    # Rows to expect, generously (memory is only touched as rows arrive); a gzip file holds text
-    # about 2.2 times its size, a UCI line is about 475 bytes.
-    rows = _Rows(start, stop, st.st_size * (10 if gz else 1) // 100 + 1000)
+    # Rows to expect (memory is only touched as rows arrive, and grows if more come): UCI's gzip
+    # holds about 2.7 times its size in text, a UCI line is about 475 bytes.
+    rows = _Rows(start, stop, st.st_size * (3 if gz else 1) // 400 + 1000)
     try:
         with open(path, "rb") as f:
-            _read_stream(_pieces(f.read, gz, str(path)), str(path), rows, _BLOCK, threads=True)
+            pieces = _pieces(f.read, gz, str(path), _BLOCK // 4 if gz else _BLOCK)
+            _read_stream(pieces, str(path), rows, _BLOCK, threads=True)
     except OSError as exc:
         raise DataError(f"{path}: cannot read ({exc})") from None
     X, y = rows.result(str(path))
@@ -343,20 +346,30 @@ def _pieces(read, gz, name, size=1 << 20):
 
 
 def _line_blocks(pieces, size):
-    """Regroup text pieces into blocks of whole lines, each starting with the previous b"\\n"."""
-    pending = bytearray(b"\n")
+    """Regroup text pieces into blocks of whole lines, each starting with the previous b"\n".
+
+    Blocks are read-only views (no copy beyond joining the pieces once).
+    """
+    carry = b"\n"
+    parts, have = [], 0
     for piece in pieces:
-        pending += piece
-        if len(pending) < size:
+        parts.append(piece)
+        have += len(piece)
+        if have < size:
             continue
-        cut = pending.rfind(b"\n")
+        joined = b"".join([carry, *parts])
+        parts, have = [], 0
+        cut = joined.rfind(b"\n")
         if cut > 0:
-            yield bytes(pending[: cut + 1])
-            del pending[:cut]
-    if len(pending) > 1:
-        if not pending.endswith(b"\n"):
-            pending += b"\n"
-        yield bytes(pending)
+            yield memoryview(joined)[: cut + 1]
+            carry = joined[cut:]
+        else:
+            carry = joined
+    joined = b"".join([carry, *parts])
+    if len(joined) > 1:
+        if not joined.endswith(b"\n"):
+            joined += b"\n"
+        yield memoryview(joined)
 
 
 def _read_stream(pieces, name, rows, block_size, threads=False):
@@ -366,45 +379,55 @@ def _read_stream(pieces, name, rows, block_size, threads=False):
         from concurrent.futures import ThreadPoolExecutor
 
         pool = ThreadPoolExecutor(2)
+    line = [1]  # file line number of the next block's first line
+
+    def take(result):
+        try:
+            out, count = result() if callable(result) else result
+        except _LineError as exc:
+            raise DataError(f"{name}: line {line[0] + exc.index}{exc}") from None
+        rows.add(out, name, line[0])
+        line[0] += count
+
     try:
-        line = 1  # file line number of the next block's first line
         queue = deque()
         first = True
         for block in _line_blocks(pieces, block_size):
             if first:
                 first = False
-                end = block.find(b"\n", 1)
-                head = block[1:end]
+                head = bytes(block[1 : 1 + 65536]).split(b"\n", 1)[0]
                 if _is_header(head):
                     n = head.count(b",") + 1
                     if n != 19:
                         raise DataError(f"{name}: line 1 is a header with {n} columns; SUSY has 19 "
                                         "(the label, then 18 features)")
-                    block = block[end:]
-                    line = 2
+                    block = block[1 + len(head) :]
+                    line[0] = 2
                     if len(block) < 2:
                         continue
-            count = block.count(b"\n") - 1
             if pool is None:
-                rows.add(_parse_block(block, name, line), name, line)
+                take(lambda: _parse_block(block))
             else:
-                queue.append((pool.submit(_parse_block, block, name, line), line))
-                while len(queue) > 2 or (queue and queue[0][0].done()):
-                    job, at = queue.popleft()
-                    rows.add(job.result(), name, at)
-            line += count
-            if rows.full() and not queue:
-                return
+                queue.append(pool.submit(_parse_block, block))
+                while len(queue) > 1 or (queue and queue[0].done()):
+                    take(queue.popleft().result)
             if rows.full():
                 break
         while queue:
-            job, at = queue.popleft()
-            rows.add(job.result(), name, at)
+            take(queue.popleft().result)
         if not rows.full():
             rows.complete = True
     finally:
         if pool is not None:
             pool.shutdown(wait=True, cancel_futures=True)
+
+
+class _LineError(ValueError):
+    """A problem on line ``index`` (0-based) of a block; _read_stream adds the file and line number."""
+
+    def __init__(self, index, message):
+        super().__init__(message)
+        self.index = index
 
 
 def _is_header(line: bytes) -> bool:
@@ -415,12 +438,13 @@ def _is_header(line: bytes) -> bool:
         return True
 
 
-def _parse_block(block, name, line):
-    """Parse a block of whole lines (starting with b"\\n") into a float32 (rows, 19) array."""
+def _parse_block(block):
+    """Parse a block of whole lines (starting with b"\n"): (float32 (rows, 19), lines in the block)."""
     out = _parse_uci(block)
-    if out is None:
-        out = _parse_any(block, name, line)
-    return out
+    if out is not None:
+        return out, len(out)
+    data = bytes(block)
+    return _parse_any(data), data.count(b"\n") - 1
 
 
 def _parse_uci(block):
@@ -428,51 +452,60 @@ def _parse_uci(block):
 
     Every value has exactly one 'e', and the characters around it sit at fixed offsets: the sign,
     the leading digit and '.' 21 to 19 before it, 18 decimals, then 'e', the exponent's sign and
-    two digits, then ',' or the end of line. Eight decimals are read as one little-endian word
-    (SWAR), enough for the exact float32 (the file holds float32 values, 9 digits identify one).
+    two digits, then ',' or the end of line. The text is read as 8-byte words at those offsets and
+    every character checked; eight decimals are decoded at once (SWAR), enough for the exact
+    float32 (the file holds float32 values: 9 significant digits identify one).
     """
     a = np.frombuffer(block, np.uint8)
     n = len(a)
     e = np.flatnonzero(a == 101)
-    lines = block.count(b"\n") - 1
-    if lines < 1 or len(e) != 19 * lines or e[0] < 21 or e[-1] != n - 5:
+    lines, extra = divmod(len(e), 19)
+    if lines < 1 or extra or e[0] < 21 or e[-1] != n - 5:
         return None
-    word = np.ndarray((n - 7,), "<u8", block, 0, (1,))  # the 8 bytes starting at each offset
-    head = word[e - 21]  # sign or delimiter, digit, '.', 5 decimals
-    frac = word[e - 18] ^ 0x3030303030303030  # 8 decimals as digit values, first in the low byte
-    tail = word[e - 3]  # 3 decimals, 'e', exponent sign, 2 digits, delimiter
+    at = e - 21  # where each value starts (its sign, or the delimiter before it)
+
+    def word(offset):  # the 8 bytes at at + offset, as little-endian words
+        return np.ndarray((n - 7 - offset,), "<u8", block, offset, (1,))[at]
+
+    head = word(0)  # sign or delimiter, digit, '.', decimals 1-5
+    frac = word(3) ^ 0x3030303030303030  # decimals 1-8 as digit values, first in the low byte
+    mid = word(11) ^ 0x3030303030303030  # decimals 9-16
+    tail = word(18)  # decimals 16-18, 'e', exponent sign, 2 digits, delimiter
     sign = head & 0xFF
     neg = sign == 45
     d0 = ((head >> 8) & 0xFF) ^ 0x30
-    ok = (neg | (sign == 44) | (sign == 10)) & (d0 < 10) & (((head >> 16) & 0xFF) == 46)
-    ok &= (((frac + 0x7676767676767676) | frac) & 0x8080808080808080) == 0
-    edig = ((tail >> 40) & 0xFFFF) ^ 0x3030
+    edig = (tail >> 40) & 0xFFFF
+    edig ^= 0x3030
     esign = (tail >> 32) & 0xFF
-    ok &= ((esign == 43) | (esign == 45)) & ((edig & 0xFF) < 10) & ((edig >> 8) < 10)
-    last = ((tail & 0xFFFFFF) ^ 0x303030)
-    ok &= (((last + 0x767676) | last) & 0x808080) == 0
+    # A byte is a digit when (byte ^ 0x30) < 10, i.e. adding 0x76 leaves bit 7 clear.
+    digits = (frac + 0x7676767676767676) | frac | (mid + 0x7676767676767676) | mid
+    digits |= ((tail & 0xFFFFFF) ^ 0x303030) + 0x767676
+    digits |= ((edig + 0x7676) | edig) << 24
+    ok = (digits & 0x8080808080808080) == 0
+    ok &= (neg | (sign == 44) | (sign == 10)) & (d0 < 10) & (((head >> 16) & 0xFF) == 46)
+    ok &= (esign == 43) | (esign == 45)
     delim = (tail >> 56).reshape(lines, 19)
     if not (ok.all() and (delim[:, :18] == 44).all() and (delim[:, 18] == 10).all()):
-        return None
-    if np.count_nonzero(a > 57) != len(e):  # a letter elsewhere: not a number, let the slow path say where
         return None
     frac = (frac * 10 + (frac >> 8)) & 0x00FF00FF00FF00FF
     frac = (frac * 100 + (frac >> 16)) & 0x0000FFFF0000FFFF
     frac = (frac * 10000 + (frac >> 32)) & 0xFFFFFFFF
-    exp = ((edig & 0xFF) * 10 + (edig >> 8)).astype(np.int64)
-    exp = np.where(esign == 45, -exp, exp)
-    value = (d0.astype(np.float64) * 1e8 + frac) * _POW10[exp + 102]
+    exp = (edig & 0xFF) * 10 + (edig >> 8) + (esign == 45) * np.uint64(100)
+    value = d0.astype(np.float64)
+    value *= 1e8
+    value += frac
+    value *= _POW10[exp]
     np.negative(value, out=value, where=neg)
     return value.astype(np.float32).reshape(lines, 19)
 
 
-def _parse_any(block, name, line):
+def _parse_any(block):
     """Parse any CSV layout (e.g. short numbers): pyarrow when installed, else numpy."""
     try:
         import pyarrow as pa
         import pyarrow.csv as pacsv
     except ImportError:
-        return _parse_numpy(block, name, line)
+        return _parse_numpy(block)
     columns = [f"c{i}" for i in range(19)]
     try:
         table = pacsv.read_csv(
@@ -481,15 +514,15 @@ def _parse_any(block, name, line):
             convert_options=pacsv.ConvertOptions(column_types={c: pa.float32() for c in columns}),
         )
     except (pa.ArrowInvalid, pa.ArrowTypeError, ValueError):
-        return _parse_numpy(block, name, line)  # it finds the line and says what is wrong
+        return _parse_numpy(block)  # it finds the line and says what is wrong
     out = np.empty((table.num_rows, 19), np.float32)
     for j, column in enumerate(table.columns):
         out[:, j] = column.to_numpy(zero_copy_only=False)
     return out
 
 
-def _parse_numpy(block, name, line):
-    """Parse with numpy only; the error names the line and the offending value."""
+def _parse_numpy(block):
+    """Parse with numpy only; errors name the line and the offending value."""
     texts = block.split(b"\n")[1:-1]
     fields = []
     for i, text in enumerate(texts):
@@ -498,8 +531,7 @@ def _parse_numpy(block, name, line):
             continue
         values = text.split(b",")
         if len(values) != 19:
-            raise DataError(f"{name}: line {line + i} has {len(values)} columns; SUSY has 19 (the label, "
-                            "then 18 features)")
+            raise _LineError(i, f" has {len(values)} columns; SUSY has 19 (the label, then 18 features)")
         fields.append((i, values))
     flat = [v for _, values in fields for v in values]
     try:
@@ -509,8 +541,7 @@ def _parse_numpy(block, name, line):
             try:
                 float(v)
             except ValueError:
-                i = fields[k // 19][0]
-                raise DataError(f"{name}: line {line + i}: {v.decode(errors='replace')!r} is not a number") from None
+                raise _LineError(fields[k // 19][0], f": {v.decode(errors='replace')!r} is not a number") from None
         raise
     return out.astype(np.float32).reshape(-1, 19)
 
@@ -533,26 +564,29 @@ class _Rows:
         return self.stop is not None and self.seen >= self.stop
 
     def add(self, block, name, line):
-        if not np.isfinite(block).all():
-            i = int(np.flatnonzero(~np.isfinite(block).all(axis=1))[0])
+        lo = max(self.start - self.seen, 0)
+        hi = len(block) if self.stop is None else min(len(block), self.stop - self.seen)
+        self.seen += len(block)
+        if hi <= lo:
+            return
+        block = block[lo:hi]
+        line += lo
+        finite = np.isfinite(block).all(axis=1)
+        if not finite.all():
+            i = int(np.argmin(finite))
             raise DataError(f"{name}: about line {line + i}: a value is not a finite number")
         labels = block[:, 0]
         bad = (labels != 0) & (labels != 1)
         if bad.any():
             i = int(np.argmax(bad))
             raise DataError(f"{name}: about line {line + i}: label {labels[i]:g} is not 0 or 1")
-        lo = max(self.start - self.seen, 0)
-        hi = len(block) if self.stop is None else min(len(block), self.stop - self.seen)
-        self.seen += len(block)
-        if hi <= lo:
-            return
         m = hi - lo
         if self.n + m > len(self.y):
             cap = max(self.n + m, int(len(self.y) * 1.5))
             self.X.resize((cap, 18), refcheck=False)  # realloc: grows in place where it can
             self.y.resize(cap, refcheck=False)
-        self.X[self.n : self.n + m] = block[lo:hi, 1:]
-        self.y[self.n : self.n + m] = labels[lo:hi]
+        self.X[self.n : self.n + m] = block[:, 1:]
+        self.y[self.n : self.n + m] = labels
         self.n += m
 
     def result(self, name):
@@ -595,16 +629,30 @@ def _cache_load(key, start, stop):
         if first <= start and (end <= last or complete) and (stop is not None or complete):
             end = min(end, last)
             base = str(meta)[: -len(".json")]
+            lo, hi = start - first, max(end - first, start - first)
             try:
-                X = np.load(base + ".X.npy", mmap_mode="r")
-                y = np.load(base + ".y.npy", mmap_mode="r")
-                if X.shape != (last - first, 18) or y.shape != (last - first,):
-                    continue
-                lo, hi = start - first, max(end - first, start - first)
-                return np.array(X[lo:hi]), np.array(y[lo:hi])
+                X = _read_npy_rows(base + ".X.npy", lo, hi, (last - first, 18), np.float32)
+                y = _read_npy_rows(base + ".y.npy", lo, hi, (last - first,), np.int8)
+                return X, y
             except (OSError, ValueError):
                 continue
     return None
+
+
+def _read_npy_rows(path, lo, hi, shape, dtype):
+    """Rows [lo, hi) of a .npy file, read straight into a new array (no memory map to count twice)."""
+    with open(path, "rb") as f:
+        version = np.lib.format.read_magic(f)
+        header = np.lib.format.read_array_header_1_0 if version == (1, 0) else np.lib.format.read_array_header_2_0
+        file_shape, fortran, file_dtype = header(f)
+        if file_shape != shape or fortran or file_dtype != np.dtype(dtype):
+            raise ValueError(f"{path}: unexpected array {file_dtype}{list(file_shape)}")
+        out = np.empty((hi - lo,) + shape[1:], dtype)
+        row = out.itemsize * int(np.prod(shape[1:]))
+        f.seek(f.tell() + lo * row)
+        if out.nbytes and f.readinto(out.reshape(-1).view(np.uint8)) != out.nbytes:
+            raise ValueError(f"{path}: shorter than its header says")
+        return out
 
 
 def _cache_save(key, source, start, rows, X, y):
