@@ -150,8 +150,8 @@ def _weight_shapes(h5_bytes: bytes) -> dict[str, tuple[int, ...]]:
     return shapes
 
 
-def inspect_model(path: str | Path, *, max_mb: float = 100) -> ModelInfo:
-    """Read ``path`` as a ``.keras`` archive; raise ModelFileError with a student-facing reason."""
+def check_file(path: str | Path, max_mb: float) -> Path:
+    """``path`` as a Path if it is a regular file within the size limit; else ModelFileError."""
     path = Path(path)
     if not path.exists():
         raise ModelFileError(f"model file {path.name} not found")
@@ -160,6 +160,12 @@ def inspect_model(path: str | Path, *, max_mb: float = 100) -> ModelInfo:
     size_mb = path.stat().st_size / 2**20
     if size_mb > max_mb:
         raise ModelFileError(f"{path.name} is {size_mb:.0f} MB; the limit is {max_mb:.0f} MB")
+    return path
+
+
+def inspect_model(path: str | Path, *, max_mb: float = 100) -> ModelInfo:
+    """Read ``path`` as a ``.keras`` archive; raise ModelFileError with a student-facing reason."""
+    path = check_file(path, max_mb)
     with open(path, "rb") as f:
         magic = f.read(8)
     if magic.startswith(b"\x89HDF"):

@@ -13,7 +13,7 @@ import zipfile
 from dataclasses import dataclass
 from pathlib import Path
 
-from autograder.keras_file import ModelFileError
+from autograder.keras_file import ModelFileError, check_file
 
 TRUSTED_MODULES = ("sklearn", "numpy", "scipy", "builtins", "collections")
 
@@ -58,14 +58,7 @@ def _pipeline_steps(schema: dict) -> tuple[str, ...]:
 
 def inspect_skops(path: str | Path, *, max_mb: float = 100) -> EstimatorInfo:
     """Read ``path``'s skops schema; raise ModelFileError with a student-facing reason."""
-    path = Path(path)
-    if not path.exists():
-        raise ModelFileError(f"model file {path.name} not found")
-    if path.is_symlink() or not path.is_file():
-        raise ModelFileError(f"{path.name} is not a regular file")
-    size_mb = path.stat().st_size / 2**20
-    if size_mb > max_mb:
-        raise ModelFileError(f"{path.name} is {size_mb:.0f} MB; the limit is {max_mb:.0f} MB")
+    path = check_file(path, max_mb)
     if not zipfile.is_zipfile(path):
         raise ModelFileError(
             f"{path.name} is not a skops file; save scikit-learn models with skops.io.dump(model, '{path.name}') "
