@@ -306,10 +306,13 @@ MNIST_AUGMENT = Assignment(
     helpers=("course_data.py",),
 )
 
-# Quick-profile SUSY thresholds (full credit), calibrated on simulated events: docs/calibration.md.
-QUICK_SUSY_LOGREG = 0.80
-QUICK_SUSY_TREES = 0.80
-QUICK_SUSY_DNN = 0.80
+# Quick-profile SUSY thresholds (full credit), from docs/calibration.md (susy, quick): the reference
+# over 5 seeds on simulated events, min minus 0.005 (logistic regression 0.7945 every seed; trees
+# 0.8179-0.8202; network 0.8128-0.8150). Simulated classes are less linearly separable than real
+# ones (docs/susy_sim_realism.md), hence the lower logistic-regression figure.
+QUICK_SUSY_LOGREG = 0.789
+QUICK_SUSY_TREES = 0.812
+QUICK_SUSY_DNN = 0.807
 
 # --------------------------------------------------------------------------------------------
 # SUSY: which events students train on, which the grader tests on

@@ -2,7 +2,8 @@
 
 For every (assignment, profile, seed) the solution notebook in ``solutions/`` is executed with the
 profile's parameters and ``SEED = seed`` injected after its parameters cell (the same injection the
-grader uses), and the model it saves is scored by the grader itself (architecture read from the
+grader uses), on the data a re-executed submission gets, and the models it saves are scored by the
+grader itself (architecture read from the
 file, predictions from the sandbox, labels on the trusted side). Results go to
 ``docs/calibration.md`` (table) and ``docs/calibration.json`` (every run), with the machine.
 
@@ -61,9 +62,18 @@ def run_once(assignment, profile, seed: int, task, backend: str) -> dict:
         nb_path = work / assignment.notebook
         nb = nbformat.read(nb_path, as_version=4)
         grading.inject_parameters(nb, {**assignment.parameters.get(profile.name, {}), "SEED": seed}, profile.name)
-        start = time.monotonic()
-        NotebookClient(nb, timeout=None, record_timing=True, resources={"metadata": {"path": str(work)}}).execute()
-        notebook_s = time.monotonic() - start
+        # The notebook sees what a re-executed submission sees: the task's training data only.
+        saved = os.environ.get(course_config.DATA_DIR_ENV)
+        os.environ[course_config.DATA_DIR_ENV] = str(task.sandbox_data_dir())
+        try:
+            start = time.monotonic()
+            NotebookClient(nb, timeout=None, record_timing=True, resources={"metadata": {"path": str(work)}}).execute()
+            notebook_s = time.monotonic() - start
+        finally:
+            if saved is None:
+                os.environ.pop(course_config.DATA_DIR_ENV, None)
+            else:
+                os.environ[course_config.DATA_DIR_ENV] = saved
         train_s = 0.0
         for cell in nb.cells:
             gid = cell.get("metadata", {}).get("nbgrader", {}).get("grade_id", "")
