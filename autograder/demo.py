@@ -163,7 +163,11 @@ def main(out: Path, assignments: list[str] | None = None) -> int:
         limit = course_config.profile(PROFILE).execute_time_limit_s
         print(f"\n== grading {name}: {len(samples)} sample students, --execute --profile {PROFILE} "
               f"(time limit {limit} s per notebook)")
-        results = {r.student: r for r in grading.grade(name, submitted, results_dir, execute=True, profile_name=PROFILE)}
+        results = {
+            r.student: r
+            for r in grading.grade(name, submitted, results_dir, execute=True, profile_name=PROFILE,
+                                   students=[sample.student for sample in samples])
+        }
         print()
         print(table(list(results.values())))
         print()
