@@ -80,11 +80,14 @@ SAMPLES: dict[str, tuple[Sample, ...]] = {
         Sample("ben", "untouched release", "release", (), "zero", "NotImplementedError"),
         Sample(
             "cleo",
-            "no pooling after the first convolution",
+            "no pooling layers (and so far too many parameters)",
             "solutions",
-            (("build_model", "keras.layers.MaxPooling2D(pool_size=2),\n", ""),),
+            (
+                ("build_model", "keras.layers.MaxPooling2D(pool_size=2),\n", ""),
+                ("build_model", "keras.layers.MaxPooling2D(pool_size=2),\n", ""),
+            ),
             "partial",
-            "pooling",
+            "add at least one pooling layer",
         ),
     ),
     "mnist_augment": (
