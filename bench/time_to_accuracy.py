@@ -155,7 +155,6 @@ def main(argv=None) -> int:
                         help="where to record the result (default: %(default)s)")
     args = parser.parse_args(argv)
 
-    import keras
 
     model, x, y, fit_kwargs, ns = reference(args.epochs, args.seed)
     (x_train, y_train), (x_test, y_test) = ns["load_mnist"]()

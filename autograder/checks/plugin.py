@@ -61,14 +61,10 @@ class GradingPlugin:
         self._assignment = submission.assignment
         self.results: dict[str, CheckResult] = {}
         self._scores: dict[str, Score] = {}
-        self.collected: list[str] = []
 
     # -- configuration ---------------------------------------------------------------------
     def pytest_configure(self, config):
         config.addinivalue_line("markers", "check(id): the graded check (from course_config) this test decides")
-
-    def pytest_collection_modifyitems(self, items):
-        self.collected = [check_id(item) for item in items]
 
     # -- fixtures --------------------------------------------------------------------------
     @pytest.fixture
