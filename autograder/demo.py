@@ -111,7 +111,7 @@ SAMPLES: dict[str, tuple[Sample, ...]] = {
             "solutions",
             (("save_models", 'sio.dump(logreg, "susy_logreg.skops")', 'sio.dump(trees, "susy_logreg.skops")'),),
             "partial",
-            "must hold a LogisticRegression",
+            "must hold LogisticRegression",
         ),
     ),
 }

@@ -84,7 +84,7 @@ def test_right_families_pass_and_auc_is_measured_on_hidden_events(tmp_path, susy
         assert "ROC AUC 0." in checks[cid].output
 
 
-def test_wrong_families_lose_exactly_the_family_points(tmp_path, susy_models):
+def test_wrong_families_earn_neither_family_nor_auc_points(tmp_path, susy_models):
     checks = grade(tmp_path, {
         FILES["logreg"]: susy_models / "trees.skops",
         FILES["trees"]: susy_models / "logreg.skops",
@@ -93,8 +93,11 @@ def test_wrong_families_lose_exactly_the_family_points(tmp_path, susy_models):
     assert checks["logreg_family"].score == 0 and "found HistGradientBoostingClassifier" in checks["logreg_family"].output
     assert checks["trees_family"].score == 0 and "found StandardScaler -> LogisticRegression" in checks["trees_family"].output
     assert checks["dnn_family"].score == 0
-    # The AUC checks still run on the models that were handed in.
-    assert "ROC AUC" in checks["logreg_auc"].output and "ROC AUC" in checks["dnn_auc"].output
+    # A stronger model saved under the logistic regression's name must not earn its AUC points.
+    assert checks["logreg_auc"].score == 0 and "scored only for LogisticRegression" in checks["logreg_auc"].output
+    assert checks["trees_auc"].score == 0
+    # Any Keras model is a network: its AUC is measured even if the architecture check fails.
+    assert "ROC AUC" in checks["dnn_auc"].output
 
 
 def test_pickles_and_foreign_types_are_refused_without_loading(tmp_path, susy_models):
