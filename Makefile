@@ -50,8 +50,9 @@ test: install
 test-fast: install
 	$(PY) -m pytest -m "not slow"
 
+# The quick profile here; the full profile is meant for a GPU: bench/calibrate.py --profile full
 calibrate: install
-	$(PY) bench/calibrate.py
+	$(PY) bench/calibrate.py --profile quick
 
 clean:
 	rm -rf $(VENV) demo-output .pytest_cache
