@@ -43,10 +43,36 @@ INJECTED_TAG = "injected-parameters"
 # ------------------------------------------------------------------------------------------------
 # Test data (trusted side)
 # ------------------------------------------------------------------------------------------------
-class MnistTask:
+class Task:
+    """Grader-side data of one dataset: hidden test inputs (``x_test``), their labels (``y_test``),
+    and, made on first use, the folder a re-executed notebook sees as ``/data`` (no test labels)."""
+
+    x_test: np.ndarray
+    y_test: np.ndarray
+    _sandbox_dir: tempfile.TemporaryDirectory | None = None
+
+    @property
+    def labels(self) -> np.ndarray:
+        return self.y_test
+
+    def sandbox_data_dir(self) -> Path:
+        if self._sandbox_dir is None:
+            self._sandbox_dir = tempfile.TemporaryDirectory(prefix="autograder-data-")
+            self.write_sandbox_data(Path(self._sandbox_dir.name))
+        return Path(self._sandbox_dir.name)
+
+    def write_sandbox_data(self, folder: Path) -> None:
+        raise NotImplementedError
+
+    def close(self) -> None:
+        if self._sandbox_dir is not None:
+            self._sandbox_dir.cleanup()
+            self._sandbox_dir = None
+
+
+class MnistTask(Task):
     """MNIST for the grader: the test images for the sandbox, the labels for the checks."""
 
-    metric_name = "test accuracy"
     metric = staticmethod(accuracy)
 
     def __init__(self, profile: course_config.Profile | None = None):
@@ -55,11 +81,6 @@ class MnistTask:
         (self.x_train, self.y_train), (self.x_test, self.y_test) = load_mnist()
         if self.y_test is None:
             raise RuntimeError("the grader's MNIST file has no test labels; point COURSE_DATA_DIR at the full file")
-        self._sandbox_dir: tempfile.TemporaryDirectory | None = None
-
-    @property
-    def labels(self) -> np.ndarray:
-        return self.y_test
 
     def inputs_for(self, spec: course_config.ModelSpec, model: ModelInfo) -> np.ndarray:
         """Test images scaled to [0, 1] in the model's declared input shape; ValueError if none fits."""
@@ -82,37 +103,22 @@ class MnistTask:
             raise ValueError("the model outputs NaN or infinite values")
         return outputs
 
-    def sandbox_data_dir(self) -> Path:
-        """A folder with the data a re-executed notebook may see: training data and test images only."""
-        if self._sandbox_dir is None:
-            self._sandbox_dir = tempfile.TemporaryDirectory(prefix="autograder-data-")
-            np.savez(
-                Path(self._sandbox_dir.name) / "mnist.npz",
-                x_train=self.x_train,
-                y_train=self.y_train,
-                x_test=self.x_test,
-            )
-        return Path(self._sandbox_dir.name)
-
-    def close(self):
-        if self._sandbox_dir is not None:
-            self._sandbox_dir.cleanup()
-            self._sandbox_dir = None
+    def write_sandbox_data(self, folder: Path) -> None:
+        """Training data and test images only, as ``mnist.npz``."""
+        np.savez(folder / "mnist.npz", x_train=self.x_train, y_train=self.y_train, x_test=self.x_test)
 
 
-class SusyTask:
+class SusyTask(Task):
     """SUSY for the grader: hidden test events and their labels, and training rows for re-execution.
 
     Which events are used comes from ``course_config.SUSY_DATA[profile]``: the UCI file's standard
     split, or simulated events (training and test drawn with different seeds).
     """
 
-    metric_name = "ROC AUC"
     metric = staticmethod(roc_auc)
 
     def __init__(self, profile: course_config.Profile):
         self.data = course_config.SUSY_DATA[profile.name]
-        self._sandbox_dir: tempfile.TemporaryDirectory | None = None
         self.x_test, self.y_test = self._events(test=True)
 
     def _events(self, *, test: bool):
@@ -126,10 +132,6 @@ class SusyTask:
         if test:
             return load_susy(start=SUSY_TRAIN_ROWS, stop=SUSY_TRAIN_ROWS + d.test_rows)
         return load_susy(stop=d.train_rows)
-
-    @property
-    def labels(self) -> np.ndarray:
-        return self.y_test
 
     def inputs_for(self, spec: course_config.ModelSpec, model) -> np.ndarray:
         """The 18 features of the hidden events, in the UCI normalisation, as float32."""
@@ -151,20 +153,12 @@ class SusyTask:
             raise ValueError(f"{spec.file} outputs NaN or infinite values")
         return scores
 
-    def sandbox_data_dir(self) -> Path:
-        """Training rows only, in the UCI format, for a re-executed notebook (as ``SUSY.csv``)."""
-        if self._sandbox_dir is None:
-            from autograder.susy_sim import write_uci_csv
+    def write_sandbox_data(self, folder: Path) -> None:
+        """Training rows only, in the UCI format, as ``SUSY.csv``."""
+        from autograder.susy_sim import write_uci_csv
 
-            self._sandbox_dir = tempfile.TemporaryDirectory(prefix="autograder-data-")
-            X, y = self._events(test=False)
-            write_uci_csv(Path(self._sandbox_dir.name) / "SUSY.csv", X, y)
-        return Path(self._sandbox_dir.name)
-
-    def close(self):
-        if self._sandbox_dir is not None:
-            self._sandbox_dir.cleanup()
-            self._sandbox_dir = None
+        X, y = self._events(test=False)
+        write_uci_csv(folder / "SUSY.csv", X, y)
 
 
 # The grader-side data behind each `Assignment.dataset`.
@@ -182,7 +176,8 @@ class Submission:
     assignment: course_config.Assignment
     profile: str
     labels: np.ndarray
-    # Per model name (course_config.ModelSpec.name): what was read, or why not.
+    # Per model name (course_config.ModelSpec.name): what was read, or why not. A model that could
+    # not be read has a model problem and no prediction problem of its own.
     models: dict = field(default_factory=dict)
     model_problems: dict[str, str] = field(default_factory=dict)
     predictions: dict[str, np.ndarray] = field(default_factory=dict)
@@ -433,7 +428,6 @@ def prepare_submission(
                     if execute and submission.notes:
                         problem += f" ({submission.notes[-1]})"
                 submission.model_problems[spec.name] = problem
-                submission.prediction_problems[spec.name] = problem
                 continue
             predict(submission, spec, model_path, task, backend=backend)
     return submission

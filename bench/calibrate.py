@@ -83,8 +83,8 @@ def run_once(assignment, profile, seed: int, task, backend: str) -> dict:
                 t1 = dt.datetime.fromisoformat(timing["shell.execute_reply"].replace("Z", "+00:00"))
                 train_s += (t1 - t0).total_seconds()
         sub = grading.prepare_submission("reference", work, assignment, task, profile=profile, execute=False, backend=backend)
-        if sub.prediction_problems:
-            raise RuntimeError(f"reference solution could not be scored: {sub.prediction_problems}")
+        if sub.model_problems or sub.prediction_problems:
+            raise RuntimeError(f"reference solution could not be scored: {sub.model_problems or sub.prediction_problems}")
         metrics = {
             check_id: task.metric(sub.predictions[assignment.model_of(check_id).name], sub.labels)
             for check_id in assignment.thresholds[profile.name]

@@ -91,7 +91,9 @@ class GradingPlugin:
         """That model's outputs on the hidden test inputs, made in the sandbox."""
         name = self._model_name(request)
         if name not in self._submission.predictions:
-            pytest.fail(self._submission.prediction_problems.get(name, "no predictions"), pytrace=False)
+            sub = self._submission
+            problem = sub.model_problems.get(name) or sub.prediction_problems.get(name, "no predictions")
+            pytest.fail(problem, pytrace=False)
         return self._submission.predictions[name]
 
     @pytest.fixture
@@ -123,8 +125,8 @@ class GradingPlugin:
             if report.passed:
                 fraction, output = 1.0, (recorded.message if recorded else "passed")
             else:
+                fraction = 0.0
                 output = failure_message(call.excinfo) if call.excinfo else str(report.longrepr)
-                fraction = recorded.fraction if recorded and recorded.fraction is not None else 0.0
                 if recorded and recorded.message and recorded.message not in output:
                     output = f"{recorded.message}\n{output}"
             if recorded is not None and recorded.fraction is not None:
