@@ -30,10 +30,11 @@ def cmd_release(args) -> int:
 
 
 def cmd_grade(args) -> int:
-    from autograder import grading
-    from autograder.results import GRADES_FILE
+    from autograder import batch
+    from autograder.exporters.console import table
+    from autograder.exporters.grades_csv import GRADES_FILE
 
-    results = grading.grade(
+    report = batch.grade(
         args.assignment,
         Path(args.submitted),
         Path(args.out),
@@ -41,31 +42,36 @@ def cmd_grade(args) -> int:
         profile_name=args.profile,
         students=args.student or None,
         backend=args.sandbox,
+        workers=args.workers,
+        regrade=args.regrade,
     )
-    print(table(results))
-    print(f"\nresults: {Path(args.out) / '<student>' / args.assignment / 'results.json'}, "
-          f"{Path(args.out) / GRADES_FILE}")
+    print(table(report.results))
+    if args.gradebook:
+        from autograder.exporters.gradebook import write_gradebook
+
+        counts = write_gradebook(report.results, args.gradebook)
+        print(f"\ngradebook {args.gradebook}: {counts}")
+    print(f"\nresults: {Path(args.out) / '<student>' / args.assignment / 'results.json'} and feedback.html, "
+          f"{Path(args.out) / GRADES_FILE}, {Path(args.out) / 'summary.md'}")
     return 0
 
 
-def table(results) -> str:
-    """A student x check table of scores."""
+def cmd_gradebook(args) -> int:
+    from autograder.exporters.gradebook import write_gradebook
+    from autograder.results import load_records
+
+    results = load_records(Path(args.out), args.assignment)
     if not results:
-        return "(no submissions)"
-    checks = [c.id for c in results[0].checks]
-    head = ["student"] + checks + ["total"]
-    rows = [[r.student] + [f"{c.score:g}/{c.points:g}" for c in r.checks] + [f"{r.score:g}/{r.max_score:g}"] for r in results]
-    widths = [max(len(str(row[i])) for row in [head] + rows) for i in range(len(head))]
-    fmt = "  ".join(f"{{:<{w}}}" for w in widths)
-    lines = [fmt.format(*head), fmt.format(*["-" * w for w in widths])]
-    lines += [fmt.format(*row) for row in rows]
-    return "\n".join(lines)
+        raise FileNotFoundError(f"no graded results of {args.assignment} under {args.out}; run `autograder grade` first")
+    counts = write_gradebook(results, args.db)
+    print(f"gradebook {args.db}: {counts}")
+    return 0
 
 
 def cmd_demo(args) -> int:
     from autograder import demo
 
-    return demo.main(Path(args.out), assignments=args.assignment or None)
+    return demo.main(Path(args.out), assignments=args.assignment or None, workers=args.workers)
 
 
 def cmd_doctor(args) -> int:
@@ -103,11 +109,21 @@ def main(argv: list[str] | None = None) -> int:
                    help="thresholds and re-execution parameters (default: %(default)s)")
     p.add_argument("--student", action="append", help="grade only this student (repeatable)")
     p.add_argument("--sandbox", choices=["bwrap", "unshare", "none"], help="isolation backend (default: best available)")
+    p.add_argument("--workers", type=int, help="submissions graded at once, each in its own process (default: the number of cores)")
+    p.add_argument("--regrade", action="store_true", help="grade every submission again, even if unchanged since its last result")
+    p.add_argument("--gradebook", metavar="DB", help="also record every check's score in this nbgrader gradebook (path or sqlite URL)")
     p.set_defaults(func=cmd_grade)
+
+    p = sub.add_parser("gradebook", help="record graded results in an nbgrader gradebook (gradebook.db)")
+    p.add_argument("assignment", choices=sorted(course_config.ASSIGNMENTS))
+    p.add_argument("--out", required=True, help="the folder `autograder grade --out` wrote")
+    p.add_argument("--db", required=True, help="the course's gradebook (path to gradebook.db or an sqlite URL)")
+    p.set_defaults(func=cmd_gradebook)
 
     p = sub.add_parser("demo", help="release, grade a sample class with --execute --profile quick, print the table")
     p.add_argument("--out", default="demo-output", help="scratch folder for the sample class (default: %(default)s)")
     p.add_argument("--assignment", action="append", help="only this assignment (repeatable)")
+    p.add_argument("--workers", type=int, help="notebooks run at once (default: the number of cores)")
     p.set_defaults(func=cmd_demo)
 
     p = sub.add_parser("doctor", help="show the sandbox backend and where course data is found")

@@ -1,83 +1,143 @@
-"""Write grading results: Gradescope's results.json, a feedback page per student, and grades.csv."""
+"""What grading one submission produces, and how it is stored.
+
+A :class:`StudentResult` is the graded outcome of one student's submission of one assignment: one
+:class:`CheckResult` per configured check, notes for the student, and the aggregates the feedback
+page draws (confusion matrix, misclassified digits, ROC curves). It is stored as
+``OUT/<student>/<assignment>/grading.json`` (the *record*), written atomically and last, so a record
+that exists is complete. Every exporter (CSV, console table, Gradescope, gradebook, feedback
+pages, summary) is a plain function of these results.
+"""
 
 from __future__ import annotations
 
-import csv
 import json
+import os
+import tempfile
+from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
-RESULTS_FILE = "results.json"
-FEEDBACK_FILE = "feedback.md"
-GRADES_FILE = "grades.csv"
-BASE_COLUMNS = ["student", "assignment", "score", "max_score"]
+RECORD_FILE = "grading.json"
+RECORD_FORMAT = 1
 
 
-def gradescope(result) -> dict:
-    """``result`` in Gradescope's autograder format (score, max_score, tests, output)."""
-    return {
-        "score": result.score,
-        "max_score": result.max_score,
-        "output": result.output or f"{result.score:g} / {result.max_score:g}",
-        "visibility": "visible",
-        "stdout_visibility": "hidden",
-        "execution_time": round(result.seconds, 1),
-        "tests": [
-            {
-                "name": c.title,
-                "number": str(i),
-                "score": c.score,
-                "max_score": c.points,
-                "status": c.status,
-                "output": c.output,
-                "visibility": "visible",
-                "tags": [c.id],
-            }
-            for i, c in enumerate(result.checks, start=1)
-        ],
-        "extra_data": {"student": result.student, "assignment": result.assignment, **result.extra},
-    }
+@dataclass
+class CheckResult:
+    """The outcome of one graded check."""
+
+    id: str
+    title: str
+    points: float
+    score: float
+    output: str
+    status: str  # "passed" or "failed"
 
 
-def feedback(result) -> str:
-    """A short Markdown page for the student: score, notes, one line per check."""
-    lines = [f"# {result.assignment}: {result.score:g} / {result.max_score:g}", ""]
-    if result.output:
-        lines += [result.output, ""]
-    for c in result.checks:
-        mark = "PASS" if c.status == "passed" else ("PART" if c.score > 0 else "FAIL")
-        lines.append(f"- [{mark}] {c.title}: {c.score:g}/{c.points:g}")
-        if c.status != "passed" or c.output != "passed":
-            lines += [f"  {line}" for line in c.output.splitlines()]
-    return "\n".join(lines) + "\n"
+@dataclass
+class StudentResult:
+    """The graded outcome for one student and one assignment."""
+
+    student: str
+    assignment: str
+    checks: list[CheckResult]
+    output: str  # notes shown to the student above the checks
+    seconds: float
+    extra: dict = field(default_factory=dict)  # profile, execution, models, limits hit
+    details: dict = field(default_factory=dict)  # per model: aggregates for the feedback page
+    flags: list[dict] = field(default_factory=list)  # {"check": id, "reason": text}: needs a human look
+    fingerprint: str = ""  # what was graded (see autograder.batch.fingerprint)
+
+    @property
+    def score(self) -> float:
+        return round(sum(c.score for c in self.checks), 4)
+
+    @property
+    def max_score(self) -> float:
+        return sum(c.points for c in self.checks)
+
+    @property
+    def limits_hit(self) -> list[str]:
+        return list(self.extra.get("limits_hit", []))
+
+    def to_dict(self) -> dict:
+        """The record: JSON-serializable, and everything an exporter needs."""
+        import course_config
+
+        a = course_config.ASSIGNMENTS.get(self.assignment)
+        data = asdict(self)
+        data.update({
+            "format": RECORD_FORMAT,
+            "title": a.title if a else self.assignment,
+            "score": self.score,
+            "max_score": self.max_score,
+            "profile": self.extra.get("profile"),
+            "executed": bool(self.extra.get("executed")),
+        })
+        return data
+
+    @classmethod
+    def from_dict(cls, data: dict) -> StudentResult:
+        return cls(
+            student=data["student"],
+            assignment=data["assignment"],
+            checks=[CheckResult(**c) for c in data["checks"]],
+            output=data.get("output", ""),
+            seconds=float(data.get("seconds", 0.0)),
+            extra=data.get("extra", {}),
+            details=data.get("details", {}),
+            flags=data.get("flags", []),
+            fingerprint=data.get("fingerprint", ""),
+        )
 
 
-def write_student(result, folder: Path) -> None:
-    folder.mkdir(parents=True, exist_ok=True)
-    (folder / RESULTS_FILE).write_text(json.dumps(gradescope(result), indent=2) + "\n")
-    (folder / FEEDBACK_FILE).write_text(feedback(result))
+def failed_result(student: str, assignment, message: str, seconds: float = 0.0) -> StudentResult:
+    """Zero on every check of ``assignment`` (a course_config.Assignment), each saying ``message``."""
+    checks = [CheckResult(c.id, c.title, c.points, 0.0, message, "failed") for c in assignment.checks]
+    return StudentResult(student, assignment.name, checks, message, seconds)
 
 
-def write_grades_csv(results, path: Path) -> None:
-    """Write one row per (student, assignment), keeping rows of other assignments already in ``path``."""
-    rows: dict[tuple[str, str], dict] = {}
-    columns = list(BASE_COLUMNS)
-    if path.exists():
-        with open(path, newline="") as f:
-            reader = csv.DictReader(f)
-            for name in reader.fieldnames or []:
-                if name not in columns:
-                    columns.append(name)
-            for row in reader:
-                rows[(row["student"], row["assignment"])] = row
-    for r in results:
-        row = {"student": r.student, "assignment": r.assignment, "score": f"{r.score:g}", "max_score": f"{r.max_score:g}"}
-        for c in r.checks:
-            row[c.id] = f"{c.score:g}"
-            if c.id not in columns:
-                columns.append(c.id)
-        rows[(r.student, r.assignment)] = row
-    with open(path, "w", newline="") as f:
-        writer = csv.DictWriter(f, fieldnames=columns, restval="")
-        writer.writeheader()
-        for key in sorted(rows):
-            writer.writerow(rows[key])
+def atomic_write(path: Path, text: str) -> None:
+    """Write ``text`` to ``path`` so that readers see the old file or the new one, never a part."""
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
+    try:
+        with os.fdopen(fd, "w", encoding="utf-8") as f:
+            f.write(text)
+            f.flush()
+            os.fsync(f.fileno())
+        os.replace(tmp, path)
+    except BaseException:
+        try:
+            os.unlink(tmp)
+        except FileNotFoundError:
+            pass
+        raise
+
+
+def save_record(result: StudentResult, folder: Path) -> Path:
+    """Commit ``result`` as ``folder/grading.json`` (atomically)."""
+    path = Path(folder) / RECORD_FILE
+    atomic_write(path, json.dumps(result.to_dict(), indent=1) + "\n")
+    return path
+
+
+def load_record(folder: Path) -> StudentResult | None:
+    """The committed result in ``folder``, or None if there is none (or it is unreadable)."""
+    path = Path(folder) / RECORD_FILE
+    try:
+        data = json.loads(path.read_text(encoding="utf-8"))
+        if data.get("format") != RECORD_FORMAT:
+            return None
+        return StudentResult.from_dict(data)
+    except (OSError, ValueError, KeyError, TypeError):
+        return None
+
+
+def load_records(out_dir: Path, assignment: str | None = None) -> list[StudentResult]:
+    """Every committed result under ``out_dir`` (``<student>/<assignment>/grading.json``), sorted."""
+    results = []
+    for path in sorted(Path(out_dir).glob(f"*/{assignment or '*'}/{RECORD_FILE}")):
+        r = load_record(path.parent)
+        if r is not None:
+            results.append(r)
+    return sorted(results, key=lambda r: (r.assignment, r.student))

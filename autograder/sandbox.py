@@ -42,6 +42,9 @@ BACKENDS = ("bwrap", "unshare", "none")
 WORK = "/submission"  # the scratch folder as the child sees it
 DATA = "/data"  # the read-only data folder as the child sees it
 JOB_FILE = "_autograder_job.py"
+ENGINE_FILE = "_autograder_keras_numpy.py"  # autograder/keras_numpy.py, importable by the job
+THREAD_VARS = ("OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS", "MKL_NUM_THREADS", "TF_NUM_INTRAOP_THREADS",
+               "TF_NUM_INTEROP_THREADS")
 NOBODY = 65534
 _SYSTEM_DIRS = ("/usr", "/bin", "/sbin", "/lib", "/lib32", "/lib64", "/libx32")
 _ETC_FILES = (
@@ -273,6 +276,30 @@ def _set_rlimits(max_file_mb: int, cpu_seconds: int) -> None:  # runs in the chi
     cap(resource.RLIMIT_NOFILE, 4096)
 
 
+def _die_with_parent() -> None:
+    """Ask the kernel to kill this process when its parent dies (a grader killed with -9 leaves nothing)."""
+    try:
+        import ctypes
+
+        libc = ctypes.CDLL(None, use_errno=True)
+        libc.prctl(1, signal.SIGKILL, 0, 0, 0)  # PR_SET_PDEATHSIG
+    except (OSError, AttributeError):
+        pass
+
+
+def _child_setup(max_file_mb: int, cpu_seconds: int, drop_to_nobody: bool) -> None:  # in the child, before exec
+    _die_with_parent()
+    _set_rlimits(max_file_mb, cpu_seconds)
+    if drop_to_nobody:
+        # No namespace isolates this child: as root, run it as an unprivileged user, so that file
+        # permissions keep the grader's files (test labels included) out of its reach. Fail closed.
+        os.setgroups([])
+        os.setgid(NOBODY)
+        os.setuid(NOBODY)
+        if os.getuid() != NOBODY or os.geteuid() != NOBODY:
+            os._exit(126)
+
+
 def _tree_rss_mb(root_pid: int) -> float:
     """Resident memory of ``root_pid`` and all its descendants, in MB (Linux /proc)."""
     children: dict[int, list[int]] = {}
@@ -309,11 +336,14 @@ def run_job(
     max_file_mb: int = 512,
     backend: str | None = None,
     extra_env: dict[str, str] | None = None,
+    threads: int = 0,
 ) -> SandboxResult:
     """Run ``argv`` (paths as the child sees them) in the sandbox with ``workdir`` as ``/submission``.
 
     ``data_dir``, if given, is visible read-only as ``/data``. Nothing else of this machine's files
-    is visible beyond the system and the Python installation (backend ``none`` excepted).
+    is visible beyond the system and the Python installation (backend ``none`` excepted: there, a
+    grader running as root runs the child as uid 65534, so file permissions protect its files).
+    ``threads`` > 0 caps the numerical libraries' thread pools (several jobs share the cores).
     """
     backend = backend or default_backend()
     workdir = Path(workdir).resolve()
@@ -321,10 +351,16 @@ def run_job(
         argv = [a.replace(WORK, str(workdir)).replace(DATA, str(data_dir or workdir)) for a in argv]
     full_argv, wrap_env = _wrap(backend, workdir, data_dir, argv)
     env = {**_base_env(), **wrap_env, **(extra_env or {})}
+    if threads > 0:
+        env.update({key: str(threads) for key in THREAD_VARS})
+    drop = False
     if backend == "none":
         env.update({"HOME": str(workdir), "COURSE_DATA_DIR": str(data_dir or workdir), "TMPDIR": str(workdir)})
         for key in ("MPLCONFIGDIR", "JUPYTER_RUNTIME_DIR", "JUPYTER_DATA_DIR", "IPYTHONDIR", "KERAS_HOME"):
             env[key] = str(workdir / ".cache" / key.lower())
+        if os.geteuid() == 0:
+            drop = True
+            _give_to_nobody(workdir, data_dir)
     limits = {"time_limit_s": time_limit_s, "memory_limit_mb": memory_limit_mb}
     cpu_seconds = int(time_limit_s * (os.cpu_count() or 1)) + 60
     with tempfile.TemporaryDirectory(prefix="sandbox-log-") as logs:
@@ -339,7 +375,7 @@ def run_job(
                 stdout=out,
                 stderr=err,
                 start_new_session=True,
-                preexec_fn=lambda: _set_rlimits(max_file_mb, cpu_seconds),
+                preexec_fn=lambda: _child_setup(max_file_mb, cpu_seconds, drop),
             )
             peak = [0.0]
             over = threading.Event()
@@ -395,8 +431,10 @@ def _tail(path: Path, limit: int = 64 * 1024) -> str:
 
 
 def install_job(workdir: Path) -> None:
-    """Copy this module into ``workdir`` so the child can run its jobs (see :func:`python_argv`)."""
+    """Copy this module (and the NumPy Keras engine) into ``workdir`` so the child can run its jobs."""
     shutil.copyfile(__file__, Path(workdir) / JOB_FILE)
+    if Path(__file__).with_name("keras_numpy.py").exists():  # TEMP-REFACTOR
+        shutil.copyfile(Path(__file__).with_name("keras_numpy.py"), Path(workdir) / ENGINE_FILE)
 
 
 def python_argv(job: str, *args: str) -> list[str]:
@@ -407,21 +445,38 @@ def python_argv(job: str, *args: str) -> list[str]:
 # ------------------------------------------------------------------------------------------------
 # Jobs that run inside the sandbox
 # ------------------------------------------------------------------------------------------------
-def _job_predict(kind: str, model_path: str, inputs_path: str, out_path: str) -> None:
-    """Load a student model safely and write its outputs on ``inputs`` as .npy.
+def _job_predict(kind: str, model_path: str, inputs_path: str, out_path: str, shape: str = "") -> None:
+    """Load a student model safely and write its outputs on the inputs (reshaped to ``shape``) as .npy.
 
-    ``keras``: Keras safe mode (no Lambda or other code-carrying layers). ``skops``: only
-    scikit-learn types are trusted; anything else in the file is refused before loading.
+    ``keras``: the NumPy engine (``keras_numpy.py``: reads the config and weights, runs no code from
+    the file) when it supports every layer of the model, else Keras itself in safe mode (no Lambda
+    or other code-carrying layers). ``skops``: only scikit-learn types are trusted; anything else in
+    the file is refused before loading. Next to the outputs, ``<out>.json`` says which engine ran.
     """
     import numpy as np
 
-    inputs = np.load(inputs_path, allow_pickle=False)
+    inputs = np.load(inputs_path, allow_pickle=False, mmap_mode="r")
+    if shape:
+        inputs = inputs.reshape((len(inputs),) + tuple(int(d) for d in shape.split(",")))
+    engine = kind
     if kind == "keras":
-        os.environ.setdefault("KERAS_BACKEND", "tensorflow")
-        import keras
+        try:
+            sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+            import _autograder_keras_numpy as keras_numpy
 
-        model = keras.saving.load_model(model_path, safe_mode=True, compile=False)
-        outputs = model.predict(inputs, batch_size=500, verbose=0)
+            model = keras_numpy.load(model_path)
+            engine = "numpy"
+        except Exception as exc:  # Unsupported, or anything the engine cannot read: Keras decides
+            model = None
+            engine = f"keras ({type(exc).__name__}: {str(exc)[:160]})"
+        if model is not None:
+            outputs = model.predict(np.asarray(inputs, dtype=np.float32), batch_size=500)
+        else:
+            os.environ.setdefault("KERAS_BACKEND", "tensorflow")
+            import keras
+
+            model = keras.saving.load_model(model_path, safe_mode=True, compile=False)
+            outputs = model.predict(np.asarray(inputs), batch_size=500, verbose=0)
     elif kind == "skops":
         import skops.io as sio
 
@@ -437,6 +492,8 @@ def _job_predict(kind: str, model_path: str, inputs_path: str, out_path: str) ->
     if outputs.dtype == object:
         raise TypeError("the model's output is not a numeric array")
     np.save(out_path, outputs.astype(np.float32), allow_pickle=False)
+    with open(os.path.splitext(out_path)[0] + ".json", "w") as f:
+        json.dump({"engine": engine}, f)
 
 
 def _job_execute(notebook_path: str, executed_path: str, report_path: str) -> None:

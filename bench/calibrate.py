@@ -32,7 +32,9 @@ os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 import course_config  # noqa: E402
-from autograder import grading, sandbox  # noqa: E402
+from autograder import sandbox, tasks  # noqa: E402
+from autograder.notebook import inject_parameters  # noqa: E402
+from autograder.submission import prepare_submission  # noqa: E402
 
 DOCS = course_config.COURSE_DIR / "docs"
 
@@ -61,7 +63,7 @@ def run_once(assignment, profile, seed: int, task, backend: str) -> dict:
         shutil.copytree(course_config.COURSE_DIR / "solutions" / assignment.name, work)
         nb_path = work / assignment.notebook
         nb = nbformat.read(nb_path, as_version=4)
-        grading.inject_parameters(nb, {**assignment.parameters.get(profile.name, {}), "SEED": seed}, profile.name)
+        inject_parameters(nb, {**assignment.parameters.get(profile.name, {}), "SEED": seed}, profile.name)
         # The notebook sees what a re-executed submission sees: the task's training data only.
         saved = os.environ.get(course_config.DATA_DIR_ENV)
         os.environ[course_config.DATA_DIR_ENV] = str(task.sandbox_data_dir())
@@ -82,7 +84,7 @@ def run_once(assignment, profile, seed: int, task, backend: str) -> dict:
                 t0 = dt.datetime.fromisoformat(timing["iopub.execute_input"].replace("Z", "+00:00"))
                 t1 = dt.datetime.fromisoformat(timing["shell.execute_reply"].replace("Z", "+00:00"))
                 train_s += (t1 - t0).total_seconds()
-        sub = grading.prepare_submission("reference", work, assignment, task, profile=profile, execute=False, backend=backend)
+        sub = prepare_submission("reference", work, assignment, task, profile=profile, execute=False, backend=backend)
         if sub.model_problems or sub.prediction_problems:
             raise RuntimeError(f"reference solution could not be scored: {sub.model_problems or sub.prediction_problems}")
         metrics = {
@@ -192,7 +194,7 @@ def main(argv=None) -> int:
         assignment = course_config.assignment(name)
         for pname in args.profile or ["quick", "full"]:
             profile = course_config.profile(pname)
-            task = grading.TASKS[assignment.dataset](profile)
+            task = tasks.load_task(assignment, profile)
             try:
                 for seed in range(args.seeds):
                     r = run_once(assignment, profile, seed, task, backend)

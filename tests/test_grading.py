@@ -10,7 +10,7 @@ import numpy as np
 import pytest
 
 import course_config
-from autograder import grading
+from autograder import batch, notebook, submission
 from tests.conftest import make_submission
 
 A = course_config.MNIST_DENSE
@@ -32,7 +32,7 @@ def graded(models_dir, tmp_path_factory):
     os.symlink(os.environ.get("COURSE_DATA_DIR", "/") + "/mnist.npz", hank / m)
     (root / "ivan").mkdir()  # a student folder without this assignment
     out = tmp_path_factory.mktemp("out")
-    results = grading.grade(A.name, root, out, profile_name="quick")
+    results = batch.grade(A.name, root, out, profile_name="quick").results
     return {r.student: r for r in results}, out
 
 
@@ -122,7 +122,7 @@ def test_grades_csv_has_a_row_per_student_and_a_column_per_check(graded):
     with open(out / "grades.csv", newline="") as f:
         rows = list(csv.DictReader(f))
     assert [r["student"] for r in rows] == sorted(results)
-    assert list(rows[0]) == ["student", "assignment", "score", "max_score"] + [c.id for c in A.checks]
+    assert list(rows[0]) == ["student", "assignment", "score", "max_score", "flagged"] + [c.id for c in A.checks]
     bob = next(r for r in rows if r["student"] == "bob")
     assert float(bob["score"]) == results["bob"].score and bob["output_layer"] == "0"
 
@@ -131,15 +131,16 @@ def test_a_grader_error_costs_only_that_student(monkeypatch, tmp_path, models_di
     root = tmp_path / "submitted"
     make_submission(root, "ok", A.name, {A.model_file: models_dir / "lambda.keras"})
     make_submission(root, "boom", A.name, {A.model_file: models_dir / "lambda.keras"})
-    real = grading.grade_student
+    real = submission.grade_submission
 
     def flaky(student, *args, **kwargs):
         if student == "boom":
             raise RuntimeError("disk on fire")
         return real(student, *args, **kwargs)
 
-    monkeypatch.setattr(grading, "grade_student", flaky)
-    results = {r.student: r for r in grading.grade(A.name, root, tmp_path / "out", profile_name="quick")}
+    monkeypatch.setattr(submission, "grade_submission", flaky)
+    report = batch.grade(A.name, root, tmp_path / "out", profile_name="quick", workers=1)
+    results = {r.student: r for r in report.results}
     assert "internal grader error (RuntimeError: disk on fire)" in results["boom"].output
     assert "Lambda" in results["ok"].checks[0].output
     assert (tmp_path / "out" / "ok" / A.name / "results.json").exists()
@@ -154,7 +155,7 @@ def test_parameters_are_injected_after_the_parameters_cell():
         nbformat.v4.new_code_cell("EPOCHS = 10", metadata={"tags": ["parameters"]}),
         nbformat.v4.new_code_cell("fit(EPOCHS)"),
     ])
-    index = grading.inject_parameters(nb, {"EPOCHS": 2}, "quick")
+    index = notebook.inject_parameters(nb, {"EPOCHS": 2}, "quick")
     assert index == 2
     assert "EPOCHS = 2" in nb.cells[2].source
     nbformat.validate(nb)

@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 
 import course_config
-from autograder import grading
+from autograder import batch
 from tests.conftest import make_submission
 
 CNN, AUG = course_config.MNIST_CNN, course_config.MNIST_AUGMENT
@@ -14,7 +14,7 @@ CNN, AUG = course_config.MNIST_CNN, course_config.MNIST_AUGMENT
 def grade_one(tmp_path, assignment, model_path):
     root = tmp_path / "submitted"
     make_submission(root, "s", assignment.name, {assignment.model_file: model_path})
-    (result,) = grading.grade(assignment.name, root, tmp_path / "out", profile_name="quick")
+    (result,) = batch.grade(assignment.name, root, tmp_path / "out", profile_name="quick").results
     return {c.id: c for c in result.checks}
 
 

@@ -10,7 +10,7 @@ import numpy as np
 import pytest
 
 import course_config
-from autograder import grading
+from autograder import batch, tasks
 from tests.conftest import make_submission
 
 S = course_config.SUSY
@@ -61,7 +61,7 @@ def susy_models(tmp_path_factory):
 def grade(tmp_path, files):
     root = tmp_path / "submitted"
     make_submission(root, "s", S.name, files)
-    (result,) = grading.grade(S.name, root, tmp_path / "out", profile_name="quick")
+    (result,) = batch.grade(S.name, root, tmp_path / "out", profile_name="quick").results
     return {c.id: c for c in result.checks}
 
 
@@ -111,7 +111,7 @@ def test_pickles_and_foreign_types_are_refused_without_loading(tmp_path, susy_mo
 
 
 def test_probability_shapes_are_accepted_and_others_refused():
-    task = grading.SusyTask.__new__(grading.SusyTask)
+    task = tasks.SusyTask.__new__(tasks.SusyTask)
     task.x_test = np.zeros((4, 18), np.float32)
     spec = S.models[0]
     assert task.check_predictions(spec, np.array([[0.9, 0.1]] * 4)).tolist() == pytest.approx([0.1] * 4)

@@ -13,7 +13,7 @@ import numpy as np
 import pytest
 
 import course_config
-from autograder import grading, sandbox
+from autograder import sandbox, tasks
 from autograder.course_data import mnist_candidates
 
 ISOLATING = [b for b in ("bwrap", "unshare") if b in sandbox.available_backends()]
@@ -42,7 +42,7 @@ def run_script(tmp_path: Path, backend: str, code: str, *, data_dir=None, time_l
 @pytest.fixture(scope="module")
 def grader_paths(tmp_path_factory):
     """Every path where the grader keeps test labels or other students' work."""
-    task = grading.MnistTask()
+    task = tasks.MnistTask()
     out = tmp_path_factory.mktemp("out")
     submitted = tmp_path_factory.mktemp("submitted")
     (submitted / "bob" / "mnist_dense").mkdir(parents=True)

@@ -1,6 +1,6 @@
 """Pytest plugin that runs an assignment's checks against one prepared submission.
 
-The grader prepares a :class:`~autograder.grading.Submission` (architecture read from the model
+The grader prepares a :class:`~autograder.submission.Submission` (architecture read from the model
 file, predictions from the sandbox), then runs the assignment's check module with this plugin.
 A check's outcome is its test's outcome: passed earns the points, failed earns none, unless the
 test recorded a fraction through the ``score`` fixture (tiered thresholds). A grade never depends
@@ -9,21 +9,9 @@ on what a test prints or warns.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
-
 import pytest
 
-
-@dataclass
-class CheckResult:
-    """The outcome of one graded check."""
-
-    id: str
-    title: str
-    points: float
-    score: float
-    output: str
-    status: str  # "passed" or "failed"
+from autograder.results import CheckResult
 
 
 class Score:
@@ -50,6 +38,10 @@ def failure_message(excinfo) -> str:
         msg = type(exc).__name__
     if not isinstance(exc, (AssertionError, pytest.fail.Exception)):
         msg = f"the grader could not run this check ({type(exc).__name__}: {msg})"
+    elif isinstance(exc, AssertionError) and "\nassert " in msg:
+        # Where pytest rewrote the assert (the check module imported under a pytest session), drop
+        # its explanation: the student reads our message, the same whichever way the check ran.
+        msg = msg[: msg.index("\nassert ")]
     return msg.strip()
 
 

@@ -1,0 +1,358 @@
+"""Grade a class: find the submissions, skip what is already graded, grade the rest in worker processes.
+
+Each submission is graded by :func:`autograder.submission.grade_submission` in a worker process
+(``pytest.main`` and stdout redirection are process-wide, so workers are processes, not threads),
+every model in a sandbox of its own. A result is committed as soon as it is done: its files in
+``OUT/<student>/<assignment>/`` and last ``grading.json``, atomically, with a fingerprint of what was
+graded (the submission's files, the assignment's configuration, the profile and mode, the test
+data, the kit's code). Running the same command again grades only what is missing or changed;
+``regrade=True`` grades everything. ``grades.csv`` and ``summary.md`` are rebuilt from the records.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import os
+import sys
+import time
+import traceback
+from concurrent.futures import ProcessPoolExecutor, as_completed
+from concurrent.futures.process import BrokenProcessPool
+from dataclasses import dataclass, field
+from functools import lru_cache
+from multiprocessing import get_context
+from pathlib import Path
+
+import course_config
+from autograder import sandbox
+from autograder.exporters import feedback_md, grades_csv, summary
+from autograder.exporters import gradescope as gradescope_export
+from autograder.results import StudentResult, failed_result, load_records, save_record
+
+KIT_DIR = Path(__file__).resolve().parent
+
+
+# ------------------------------------------------------------------------------------------------
+# What was graded
+# ------------------------------------------------------------------------------------------------
+@lru_cache(maxsize=1)
+def kit_version() -> str:
+    """The kit's version and a digest of its code: a changed grader regrades everything."""
+    from autograder import __version__
+
+    h = hashlib.sha256(__version__.encode())
+    for path in sorted(KIT_DIR.rglob("*.py")):
+        h.update(str(path.relative_to(KIT_DIR)).encode() + b"\0" + path.read_bytes())
+    return f"{__version__}+{h.hexdigest()[:12]}"
+
+
+def config_digest(assignment: course_config.Assignment, profile: course_config.Profile, execute: bool) -> str:
+    """A digest of every course fact that decides this assignment's grades under ``profile``."""
+    facts = [repr(assignment), repr(profile), repr(course_config.LIMITS), f"execute={execute}"]
+    if assignment.dataset == "susy":
+        facts.append(repr(course_config.SUSY_DATA.get(profile.name)))
+    return hashlib.sha256("\n".join(facts).encode()).hexdigest()[:16]
+
+
+def submission_digest(src: Path) -> str:
+    """A digest of a submission folder's content (the files the grader would copy, and its links)."""
+    h = hashlib.sha256()
+    if not src.is_dir():
+        return "missing"
+    for path in sorted(src.rglob("*")):
+        rel = path.relative_to(src)
+        if any(part.startswith(".ipynb_checkpoints") or part == "__pycache__" for part in rel.parts):
+            continue
+        if path.is_symlink():
+            h.update(b"L" + str(rel).encode() + b"\0" + os.readlink(path).encode(errors="replace") + b"\0")
+        elif path.is_file():
+            h.update(b"F" + str(rel).encode() + b"\0")
+            with open(path, "rb") as f:
+                for block in iter(lambda: f.read(1 << 20), b""):
+                    h.update(block)
+            h.update(b"\0")
+    return h.hexdigest()[:16]
+
+
+def fingerprint(src: Path, config: str, data: str) -> str:
+    """What a result was graded from; equal fingerprints mean the result can be reused."""
+    return f"kit {kit_version()}; config {config}; data {data}; submission {submission_digest(src)}"
+
+
+# ------------------------------------------------------------------------------------------------
+# One submission in a worker
+# ------------------------------------------------------------------------------------------------
+@dataclass
+class Job:
+    """How a worker grades: the profile and mode, the sandbox, the folders."""
+
+    profile: str
+    execute: bool
+    backend: str
+    submitted_dir: Path
+    out_dir: Path
+    threads: int = 0
+
+
+_WORKER: dict = {}
+
+
+def _start_worker(job: Job) -> None:
+    """Per worker process: die with the grader; test data is loaded once per dataset, on first use."""
+    sandbox._die_with_parent()
+    os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+    _WORKER.clear()
+    _WORKER.update(job=job, tasks={})
+
+
+def _task_for(assignment: course_config.Assignment, profile: course_config.Profile, tasks: dict):
+    key = (assignment.dataset, profile.name)
+    if key not in tasks:
+        from autograder.tasks import load_task
+
+        tasks[key] = load_task(assignment, profile)
+    return tasks[key]
+
+
+def write_student_files(result: StudentResult, folder: Path) -> None:
+    """The student's files (results.json, feedback pages), then the record that says they are complete."""
+    folder.mkdir(parents=True, exist_ok=True)
+    gradescope_export.write(result, folder)
+    feedback_md.write(result, folder)
+    try:
+        from autograder.exporters import feedback_html
+    except ImportError:  # pragma: no cover - the page is optional until its module exists
+        feedback_html = None
+    if feedback_html is not None:
+        feedback_html.write(result.to_dict(), folder)
+    save_record(result, folder)
+
+
+def grade_one(assignment_name: str, student: str, fp: str, job: Job | None = None, tasks: dict | None = None) -> StudentResult:
+    """Grade one student's submission and commit the result; never raises for a bad submission."""
+    job = job or _WORKER["job"]
+    tasks = _WORKER["tasks"] if tasks is None else tasks
+    assignment = course_config.assignment(assignment_name)
+    profile = course_config.profile(job.profile)
+    src = job.submitted_dir / student / assignment.name
+    keep_dir = job.out_dir / student / assignment.name
+    keep_dir.mkdir(parents=True, exist_ok=True)
+    start = time.monotonic()
+    if not src.is_dir():
+        result = failed_result(student, assignment, f"no submission found at {student}/{assignment.name}/")
+    else:
+        from autograder.submission import grade_submission
+
+        try:
+            task = _task_for(assignment, profile, tasks)
+            result = grade_submission(student, src, assignment, task, profile=profile, execute=job.execute,
+                                      backend=job.backend, keep_dir=keep_dir, threads=job.threads)
+        except Exception as exc:  # a grader bug must not cost anyone else their result
+            traceback.print_exc(file=sys.stderr)
+            result = failed_result(
+                student, assignment, f"internal grader error ({type(exc).__name__}: {exc}); tell your instructor",
+                time.monotonic() - start,
+            )
+    result.fingerprint = fp
+    write_student_files(result, keep_dir)
+    return result
+
+
+def _grade_in_worker(assignment: str, student: str, fp: str) -> StudentResult:
+    return grade_one(assignment, student, fp)
+
+
+# ------------------------------------------------------------------------------------------------
+# The batch
+# ------------------------------------------------------------------------------------------------
+@dataclass
+class BatchReport:
+    """What one run of the batch did."""
+
+    assignment: str
+    results: list[StudentResult]  # every student asked for, graded now or earlier, by student
+    graded: list[str] = field(default_factory=list)
+    skipped: list[str] = field(default_factory=list)
+    wall_s: float = 0.0
+    workers: int = 1
+
+    def summary_lines(self) -> list[str]:
+        s = summary.stats(self.results)
+        lines = [f"{self.assignment}: {len(self.graded)} graded, {len(self.skipped)} unchanged (skipped), "
+                 f"wall time {self.wall_s:.1f} s with {self.workers} worker(s)"]
+        if self.results:
+            lines.append(f"  mean {s['mean']:.2f} / {s['max_score']:g}, median {s['median']:.2f}, "
+                         f"full marks {s['full_marks']}, zero {s['zero']}")
+            failed = ", ".join(f"{cid} {n}" for cid, n in s["failed_checks"]) or "none"
+            lines.append(f"  failures per check: {failed}")
+            limits = ", ".join(f"{name} {n}" for name, n in s["limits_hit"]) or "none"
+            lines.append(f"  time and memory limits hit: {limits}")
+        return lines
+
+
+def discover(submitted_dir: Path, students: list[str] | None = None) -> list[str]:
+    """Student folders in nbgrader's ``submitted/`` layout (or just ``students``), sorted."""
+    if students:
+        return list(dict.fromkeys(students))
+    return sorted(p.name for p in submitted_dir.iterdir() if p.is_dir() and not p.name.startswith("."))
+
+
+class Progress:
+    """A tqdm bar on a terminal; plain lines otherwise."""
+
+    def __init__(self, total: int, log, label: str):
+        self.total, self.log, self.done, self.failures = total, log, 0, 0
+        self.bar = None
+        if total and hasattr(log, "isatty") and log.isatty():
+            from tqdm import tqdm
+
+            self.bar = tqdm(total=total, file=log, desc=label, unit="sub", dynamic_ncols=True)
+
+    def update(self, result: StudentResult) -> None:
+        self.done += 1
+        self.failures += result.score < result.max_score
+        if self.bar is not None:
+            self.bar.set_postfix(below_full=self.failures, refresh=False)
+            self.bar.update(1)
+        else:
+            print(f"  [{self.done}/{self.total}] {result.student}: {result.score:g}/{result.max_score:g} "
+                  f"({result.seconds:.1f} s)", file=self.log, flush=True)
+
+    def close(self) -> None:
+        if self.bar is not None:
+            self.bar.close()
+
+
+def default_workers() -> int:
+    return max(1, len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else (os.cpu_count() or 1))
+
+
+def grade(
+    assignment_name: str,
+    submitted_dir: Path,
+    out_dir: Path,
+    *,
+    students: list[str] | None = None,
+    **options,
+) -> BatchReport:
+    """Grade ``submitted_dir/<student>/<assignment_name>/`` for every student (or ``students``) into ``out_dir``.
+
+    Options: ``execute``, ``profile_name``, ``backend``, ``workers`` (default: the number of cores),
+    ``regrade``, ``log`` (see :func:`grade_assignments`).
+    """
+    (report,) = grade_assignments({assignment_name: students}, submitted_dir, out_dir, **options)
+    return report
+
+
+def grade_assignments(
+    assignments: dict[str, list[str] | None],
+    submitted_dir: Path,
+    out_dir: Path,
+    *,
+    execute: bool = False,
+    profile_name: str = course_config.DEFAULT_PROFILE,
+    backend: str | None = None,
+    workers: int | None = None,
+    regrade: bool = False,
+    log=sys.stderr,
+) -> list[BatchReport]:
+    """Grade several assignments in one pool of workers: ``{assignment: students or None for all}``.
+
+    Submissions are handed to the workers in the order given (assignments, then students).
+    """
+    start = time.monotonic()
+    profile = course_config.profile(profile_name)
+    chosen = [course_config.assignment(name) for name in assignments]
+    submitted_dir, out_dir = Path(submitted_dir).resolve(), Path(out_dir).resolve()
+    if not submitted_dir.is_dir():
+        raise FileNotFoundError(f"submitted folder {submitted_dir} does not exist")
+    if workers is not None and workers < 1:
+        raise ValueError("--workers must be at least 1")
+    backend = backend or sandbox.default_backend()
+    out_dir.mkdir(parents=True, exist_ok=True)
+    names = {a.name: discover(submitted_dir, assignments[a.name]) for a in chosen}
+    total = sum(len(v) for v in names.values())
+    workers = min(workers or default_workers(), max(1, total))
+    cores = default_workers()
+    job = Job(profile.name, execute, backend, submitted_dir, out_dir,
+              threads=max(1, cores // workers) if workers > 1 else 0)
+    tasks: dict = {}
+    records: dict[str, dict[str, StudentResult]] = {}
+    done: dict[str, dict[str, StudentResult]] = {}
+    todo: list[tuple[str, str, str]] = []
+    try:
+        for a in chosen:
+            config, data = config_digest(a, profile, execute), _task_for(a, profile, tasks).fingerprint()
+            # Every committed record of this assignment (grades.csv lists them all), then this run's.
+            records[a.name] = {r.student: r for r in load_records(out_dir, a.name)}
+            done[a.name] = {}
+            for student in names[a.name]:
+                fp = fingerprint(submitted_dir / student / a.name, config, data)
+                previous = None if regrade else records[a.name].get(student)
+                if previous is not None and previous.fingerprint == fp:
+                    done[a.name][student] = previous
+                else:
+                    todo.append((a.name, student, fp))
+        mode = f"re-executing notebooks, profile {profile.name}" if execute else f"grading saved models, profile {profile.name}"
+        skipped = total - len(todo)
+        print(f"grading {', '.join(names)}: {len(todo)} to grade, {skipped} unchanged; {mode}; "
+              f"sandbox {backend}; {workers} worker(s)", file=log, flush=True)
+        progress = Progress(len(todo), log, "/".join(names))
+        try:
+            for result in _run(todo, job, tasks, workers):
+                done[result.assignment][result.student] = records[result.assignment][result.student] = result
+                progress.update(result)
+                grades_csv.write(sorted(records[result.assignment].values(), key=lambda r: r.student),
+                                 out_dir / grades_csv.GRADES_FILE)
+        finally:
+            progress.close()
+    finally:
+        for task in tasks.values():
+            task.close()
+    wall = time.monotonic() - start
+    reports = []
+    for a in chosen:
+        graded = [s for name, s, _ in todo if name == a.name]
+        report = BatchReport(a.name, [done[a.name][s] for s in names[a.name] if s in done[a.name]], graded=graded,
+                             skipped=[s for s in names[a.name] if s not in graded], wall_s=wall, workers=workers)
+        everyone = sorted(records[a.name].values(), key=lambda r: r.student)
+        grades_csv.write(everyone, out_dir / grades_csv.GRADES_FILE)
+        summary.write(everyone, a.name, out_dir, run={"graded": len(report.graded), "skipped": len(report.skipped),
+                                                      "wall_s": wall, "workers": workers})
+        for line in report.summary_lines():
+            print(line, file=log)
+        reports.append(report)
+    return reports
+
+
+def _run(todo: list[tuple[str, str, str]], job: Job, tasks: dict, workers: int):
+    """Yield results as they are committed: in this process (one worker) or in a pool of processes."""
+    if not todo:
+        return
+    if workers == 1:
+        for assignment, student, fp in todo:
+            yield grade_one(assignment, student, fp, job, tasks)
+        return
+    remaining = {(a, s): fp for a, s, fp in todo}
+    try:
+        with ProcessPoolExecutor(max_workers=workers, mp_context=get_context("spawn"),
+                                 initializer=_start_worker, initargs=(job,)) as pool:
+            futures = [pool.submit(_grade_in_worker, a, s, fp) for a, s, fp in todo]
+            for future in as_completed(futures):
+                result = future.result()
+                remaining.pop((result.assignment, result.student), None)
+                yield result
+    except BrokenProcessPool:
+        # A worker died (not a student's sandbox: the grader itself). Grade what is left one at a
+        # time, each in a process of its own, so that only a submission that kills its own
+        # process loses its result, with a message saying so.
+        for (assignment, student), fp in list(remaining.items()):
+            try:
+                with ProcessPoolExecutor(max_workers=1, mp_context=get_context("spawn"),
+                                         initializer=_start_worker, initargs=(job,)) as pool:
+                    result = pool.submit(_grade_in_worker, assignment, student, fp).result()
+            except BrokenProcessPool:
+                result = failed_result(student, course_config.assignment(assignment), "internal grader error: the "
+                                       "grading process died while grading this submission; tell your instructor")
+                write_student_files(result, job.out_dir / student / assignment)  # no fingerprint: retried next run
+            yield result

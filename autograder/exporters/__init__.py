@@ -1,0 +1,1 @@
+"""Exporters: plain functions of grading results (CSV, console, Gradescope, gradebook, feedback, summary)."""

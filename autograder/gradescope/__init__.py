@@ -1,0 +1,1 @@
+"""Gradescope: the autograder bundle (``autograder gradescope``) and its entry point."""

@@ -1,0 +1,129 @@
+"""Re-executing a student's notebook in the sandbox, and telling the student what went wrong.
+
+``execute_notebook`` injects the profile's parameters after the notebook's ``parameters`` cell,
+copies the official helpers in, runs every cell in the sandbox on data without test labels, and
+leaves the model files that run saved; what failed becomes a note in the student's words.
+"""
+
+from __future__ import annotations
+
+import json
+import shutil
+from pathlib import Path
+
+import course_config
+from autograder import sandbox
+
+EXECUTED_NOTEBOOK = "executed.ipynb"
+INJECTED_TAG = "injected-parameters"
+
+
+def inject_parameters(nb, parameters: dict[str, object], profile: str):
+    """Insert a cell after the one tagged ``parameters`` (papermill's convention) setting ``parameters``."""
+    import nbformat
+
+    lines = [f"# Injected by the autograder (profile {profile!r})"]
+    lines += [f"{name} = {value!r}" for name, value in parameters.items()]
+    cell = nbformat.v4.new_code_cell("\n".join(lines), metadata={"tags": [INJECTED_TAG]})
+    cell["id"] = INJECTED_TAG
+    index = next(
+        (i + 1 for i, c in enumerate(nb.cells) if "parameters" in c.get("metadata", {}).get("tags", [])),
+        0,
+    )
+    nb.cells.insert(index, cell)
+    return index
+
+
+def execute_notebook(submission, workdir: Path, task, *, profile: course_config.Profile, backend: str,
+                     keep_dir: Path | None, threads: int = 0) -> None:
+    """Run the student's notebook in the sandbox; on failure, say why in ``submission.notes``."""
+    import nbformat
+
+    a = submission.assignment
+    nb_path = workdir / a.notebook
+    if not nb_path.is_file():
+        found = sorted(p.name for p in workdir.glob("*.ipynb"))
+        submission.execution = {"status": "missing"}
+        submission.notes.append(
+            f"notebook {a.notebook} not found in the submission (found: {', '.join(found) or 'no notebooks'})"
+        )
+        return
+    try:
+        nb = nbformat.read(nb_path, as_version=4)
+    except Exception as exc:
+        submission.execution = {"status": "unreadable"}
+        submission.notes.append(f"{a.notebook} is not a valid notebook ({type(exc).__name__}: {exc})")
+        return
+    # Grade only what this run saves, never a model file that came with the submission.
+    for spec in a.models:
+        (workdir / spec.file).unlink(missing_ok=True)
+    injected_at = inject_parameters(nb, a.parameters.get(profile.name, {}), profile.name)
+    nbformat.write(nb, nb_path)
+    release_dir = course_config.COURSE_DIR / "release" / a.name
+    for helper in a.helpers:  # the official helpers, whatever the student's copies say
+        if (release_dir / helper).is_file():
+            shutil.copyfile(release_dir / helper, workdir / helper)
+    sandbox.install_job(workdir)
+    argv = sandbox.python_argv(
+        "execute", f"{sandbox.WORK}/{a.notebook}", f"{sandbox.WORK}/.{EXECUTED_NOTEBOOK}", f"{sandbox.WORK}/.execution.json"
+    )
+    result = sandbox.run_job(
+        argv,
+        workdir,
+        time_limit_s=profile.execute_time_limit_s,
+        memory_limit_mb=profile.memory_limit_mb,
+        data_dir=task.sandbox_data_dir(),
+        max_file_mb=course_config.LIMITS.max_file_write_mb,
+        backend=backend,
+        threads=threads,
+    )
+    report = read_json(workdir / ".execution.json")
+    submission.execution = {
+        "status": "ok" if result.ok and report.get("status") == "ok" else "failed",
+        "seconds": round(result.seconds, 1),
+        "peak_memory_mb": round(result.peak_memory_mb),
+        "sandbox": result.backend,
+    }
+    submission.record_limits(result, "running the notebook")
+    executed = workdir / f".{EXECUTED_NOTEBOOK}"
+    if keep_dir is not None and executed.is_file() and not executed.is_symlink():
+        if executed.stat().st_size < 50 * 2**20:
+            shutil.copyfile(executed, keep_dir / EXECUTED_NOTEBOOK)
+    if result.timed_out or result.memory_exceeded:
+        submission.notes.append(f"running the notebook stopped: {result.problem()}")
+    elif report.get("status") == "error":
+        submission.notes.append(describe_errors(report.get("errors", []), injected_at))
+    elif not result.ok:
+        submission.notes.append(f"running the notebook failed: {result.problem()}")
+
+
+def describe_errors(errors: list[dict], injected_at: int | None = None) -> str:
+    """The first error a notebook raised, where, and how many followed (student-facing)."""
+    if not errors:
+        return "the notebook raised an error"
+    first = errors[0]
+    error = f"{first.get('ename')}: {first.get('evalue')}" if first.get("evalue") else str(first.get("ename"))
+    where = ""
+    if isinstance(first.get("cell"), int):
+        # Number cells from 1 as the student sees them: without the cell the grader injected.
+        index = first["cell"]
+        if INJECTED_TAG in first.get("tags", []):
+            where = " in the grader's parameter cell"
+        else:
+            where = f" in cell {index if injected_at is not None and index > injected_at else index + 1}"
+        if first.get("grade_id"):
+            where += f" ({first['grade_id']})"
+    hint = " (a `YOUR CODE HERE` cell is not filled in yet)" if first.get("ename") == "NotImplementedError" else ""
+    more = f"; {len(errors) - 1} later cell(s) failed too" if len(errors) > 1 else ""
+    return f"the notebook raised {error}{where}{hint}{more}"
+
+
+def read_json(path: Path) -> dict:
+    """A small JSON object written by a sandboxed job, or {} if absent, too large or not an object."""
+    try:
+        if path.is_file() and not path.is_symlink() and path.stat().st_size < 2**20:
+            data = json.loads(path.read_text())
+            return data if isinstance(data, dict) else {}
+    except (OSError, ValueError):
+        pass
+    return {}

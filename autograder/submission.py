@@ -1,0 +1,253 @@
+"""Grade one submission: the one path the batch, Gradescope, calibration and the tests all use.
+
+For one student's folder (nbgrader's ``submitted/<student>/<assignment>/``):
+
+1. copy the student's regular files into a fresh scratch folder;
+2. with ``execute``: run the notebook in the sandbox with the profile's parameters, on data without
+   the test labels, and keep only the model files that run saves (:mod:`autograder.notebook`);
+3. read each model's architecture from its file (no deserialization);
+4. have a fresh sandbox per model load it and predict the hidden test inputs;
+5. run the assignment's checks (pytest) on what came back, with the labels on this side only, and
+   compute the aggregates the feedback page shows.
+
+A problem with the submission becomes a zero with a message for the checks it affects.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import io
+import shutil
+import tempfile
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+
+import course_config
+from autograder import sandbox
+from autograder.checks import check_module
+from autograder.checks.plugin import GradingPlugin
+from autograder.keras_file import ModelFileError, ModelInfo, inspect_model
+from autograder.notebook import execute_notebook, read_json
+from autograder.results import CheckResult, StudentResult
+from autograder.skops_file import inspect_skops
+
+MAX_SUBMISSION_MB = 200
+
+
+@dataclass
+class Submission:
+    """What the checks see of one student's work."""
+
+    student: str
+    assignment: course_config.Assignment
+    profile: str
+    labels: np.ndarray
+    # Per model name (course_config.ModelSpec.name): what was read, or why not. A model that could
+    # not be read has a model problem and no prediction problem of its own.
+    models: dict = field(default_factory=dict)
+    model_problems: dict[str, str] = field(default_factory=dict)
+    predictions: dict[str, np.ndarray] = field(default_factory=dict)
+    prediction_problems: dict[str, str] = field(default_factory=dict)
+    engines: dict[str, str] = field(default_factory=dict)  # how each model's predictions were made
+    notes: list[str] = field(default_factory=list)  # shown to the student above the checks
+    execution: dict = field(default_factory=dict)
+    limits_hit: list[str] = field(default_factory=list)
+
+    def record_limits(self, result: sandbox.SandboxResult, what: str) -> None:
+        if result.timed_out:
+            self.limits_hit.append(f"time limit ({what})")
+        if result.memory_exceeded:
+            self.limits_hit.append(f"memory limit ({what})")
+
+
+def copy_submission(src: Path, dst: Path, notes: list[str]) -> None:
+    """Copy the regular files of ``src`` into ``dst``; links and oversized content are left out."""
+    total = 0
+    for path in sorted(src.rglob("*")):
+        rel = path.relative_to(src)
+        if any(part.startswith(".ipynb_checkpoints") or part == "__pycache__" for part in rel.parts):
+            continue
+        if path.is_symlink():
+            notes.append(f"{rel} is a symbolic link and was ignored")
+            continue
+        if path.is_dir():
+            (dst / rel).mkdir(parents=True, exist_ok=True)
+            continue
+        if not path.is_file():
+            continue
+        total += path.stat().st_size
+        if total > MAX_SUBMISSION_MB * 2**20:
+            notes.append(f"submission is larger than {MAX_SUBMISSION_MB} MB; {rel} and later files were ignored")
+            break
+        (dst / rel).parent.mkdir(parents=True, exist_ok=True)
+        shutil.copyfile(path, dst / rel)
+
+
+def inspect(spec: course_config.ModelSpec, path: Path):
+    """Architecture of one model file, read without loading it (ModelFileError if unusable)."""
+    max_mb = course_config.LIMITS.max_model_file_mb
+    if spec.kind == "skops":
+        info = inspect_skops(path, max_mb=max_mb)
+        if info.foreign:
+            raise ModelFileError(
+                f"{path.name} contains objects from outside scikit-learn ({', '.join(info.foreign[:3])}); "
+                "the grader only loads scikit-learn models"
+            )
+        return info
+    return inspect_model(path, max_mb=max_mb)
+
+
+def predict(submission: Submission, spec: course_config.ModelSpec, model_path: Path, task, *,
+            backend: str, threads: int = 0) -> None:
+    """Have a fresh sandbox load one model and predict the test inputs; keep the outputs or the problem."""
+    limits = course_config.LIMITS
+    try:
+        shape = task.input_shape(spec, submission.models[spec.name])
+    except ValueError as exc:
+        submission.prediction_problems[spec.name] = str(exc)
+        return
+    with tempfile.TemporaryDirectory(prefix="autograder-predict-") as tmp:
+        workdir = Path(tmp)
+        shutil.copyfile(model_path, workdir / spec.file)
+        sandbox.install_job(workdir)
+        argv = sandbox.python_argv(
+            "predict", spec.kind, f"{sandbox.WORK}/{spec.file}", f"{sandbox.DATA}/inputs.npy",
+            f"{sandbox.WORK}/predictions.npy", ",".join(str(d) for d in shape),
+        )
+        result = sandbox.run_job(
+            argv,
+            workdir,
+            time_limit_s=limits.predict_time_limit_s,
+            memory_limit_mb=limits.predict_memory_limit_mb,
+            data_dir=task.predict_data_dir(),
+            max_file_mb=limits.max_file_write_mb,
+            backend=backend,
+            threads=threads,
+        )
+        submission.record_limits(result, f"predicting with {spec.file}")
+        if not result.ok:
+            submission.prediction_problems[spec.name] = (
+                f"the grader could not load {spec.file} and predict: {result.problem()}"
+            )
+            return
+        engine = read_json(workdir / "predictions.json").get("engine")
+        if isinstance(engine, str):
+            submission.engines[spec.name] = engine[:200]
+        out = workdir / "predictions.npy"
+        try:
+            if out.is_symlink() or not out.is_file():
+                raise ValueError("no predictions were written")
+            outputs = np.load(out, allow_pickle=False)
+        except (OSError, ValueError) as exc:
+            submission.prediction_problems[spec.name] = f"the grader could not read the model's predictions ({exc})"
+            return
+    try:
+        submission.predictions[spec.name] = task.check_predictions(spec, outputs)
+    except ValueError as exc:
+        submission.prediction_problems[spec.name] = str(exc)
+
+
+def prepare_submission(
+    student: str,
+    src: Path,
+    assignment: course_config.Assignment,
+    task,
+    *,
+    profile: course_config.Profile,
+    execute: bool,
+    backend: str,
+    keep_dir: Path | None = None,
+    threads: int = 0,
+) -> Submission:
+    """Everything the checks need to know about one student's submission."""
+    submission = Submission(student=student, assignment=assignment, profile=profile.name, labels=task.labels)
+    with tempfile.TemporaryDirectory(prefix="autograder-submission-") as tmp:
+        workdir = Path(tmp)
+        copy_submission(src, workdir, submission.notes)
+        if execute:
+            execute_notebook(submission, workdir, task, profile=profile, backend=backend, keep_dir=keep_dir,
+                             threads=threads)
+        for spec in assignment.models:
+            model_path = workdir / spec.file
+            try:
+                submission.models[spec.name] = inspect(spec, model_path)
+            except ModelFileError as exc:
+                problem = str(exc)
+                if not model_path.exists():
+                    problem = (
+                        f"model file {spec.file} not found: "
+                        + ("the notebook did not save it" if execute else "run the notebook's last cell, which saves it, "
+                           "and submit the file next to the notebook")
+                    )
+                    if execute and submission.notes:
+                        problem += f" ({submission.notes[-1]})"
+                submission.model_problems[spec.name] = problem
+                continue
+            predict(submission, spec, model_path, task, backend=backend, threads=threads)
+    return submission
+
+
+def run_checks(submission: Submission) -> list[CheckResult]:
+    """Run the assignment's check module on ``submission``; one CheckResult per configured check."""
+    import pytest
+
+    plugin = GradingPlugin(submission)
+    module = check_module(submission.assignment.name)
+    args = [
+        str(module),
+        "-q", "-p", "no:cacheprovider", "-p", "no:warnings", "-p", "no:randomly",
+        "--assert=plain", "--import-mode=importlib", "-o", "addopts=", "-o", "testpaths=",
+        "--rootdir", str(module.parent),
+    ]
+    log = io.StringIO()
+    with contextlib.redirect_stdout(log), contextlib.redirect_stderr(log):
+        pytest.main(args, plugins=[plugin])
+    results = []
+    for check in submission.assignment.checks:
+        results.append(
+            plugin.results.get(check.id)
+            or CheckResult(check.id, check.title, check.points, 0.0,
+                           "the grader could not run this check (internal error; tell your instructor)", "failed")
+        )
+    return results
+
+
+def grade_submission(
+    student: str,
+    src: Path,
+    assignment: course_config.Assignment,
+    task,
+    *,
+    profile: course_config.Profile,
+    execute: bool = False,
+    backend: str | None = None,
+    keep_dir: Path | None = None,
+    threads: int = 0,
+) -> StudentResult:
+    """Grade ``src`` (one student's folder for ``assignment``) on ``task``'s hidden data."""
+    start = time.monotonic()
+    backend = backend or sandbox.default_backend()
+    submission = prepare_submission(
+        student, src, assignment, task, profile=profile, execute=execute, backend=backend, keep_dir=keep_dir,
+        threads=threads,
+    )
+    checks = run_checks(submission)
+    extra = {"profile": profile.name, "executed": execute, "sandbox": backend,
+             **({"execution": submission.execution} if execute else {})}
+    if submission.limits_hit:
+        extra["limits_hit"] = submission.limits_hit
+    for name, info in submission.models.items():
+        extra.setdefault("models", {})[name] = {
+            "summary": info.summary(),
+            **({"parameters": info.n_params} if isinstance(info, ModelInfo) else {}),
+            **({"engine": submission.engines[name]} if name in submission.engines else {}),
+        }
+    details = {}
+    for spec in assignment.models:
+        if spec.name in submission.predictions:
+            details[spec.name] = task.details(spec, submission.predictions[spec.name])
+    return StudentResult(student, assignment.name, checks, "\n".join(submission.notes),
+                         time.monotonic() - start, extra, details)

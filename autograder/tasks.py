@@ -1,0 +1,235 @@
+"""What the grader feeds a model and measures: the hidden test data of each dataset (trusted side).
+
+A task holds the test inputs and their labels. The labels never leave this process: the sandbox
+gets the inputs only (``predict_data_dir``: ``inputs.npy``), and a re-executed notebook gets the
+training data and the test inputs (``sandbox_data_dir``). From the predictions that come back the
+task checks their shape, and computes the aggregates the feedback page shows (a confusion matrix
+and a few misclassified digits for MNIST, ROC curves for SUSY).
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import tempfile
+from pathlib import Path
+
+import numpy as np
+
+import course_config
+from autograder.checks.common import accuracy, roc_auc
+
+MAX_MISCLASSIFIED = 12
+ROC_POINTS = 201
+REFERENCE_CURVES = course_config.COURSE_DIR / "docs" / "reference_roc.json"
+
+
+class Task:
+    """Grader-side data of one dataset: hidden test inputs (``x_test``) and their labels (``y_test``)."""
+
+    x_test: np.ndarray
+    y_test: np.ndarray
+
+    def __init__(self, profile: course_config.Profile):
+        self.profile = profile
+        self._dirs: dict[str, tempfile.TemporaryDirectory] = {}
+
+    @property
+    def labels(self) -> np.ndarray:
+        return self.y_test
+
+    # -- what the sandbox sees ---------------------------------------------------------------
+    def _dir(self, kind: str, fill) -> Path:
+        if kind not in self._dirs:
+            self._dirs[kind] = tempfile.TemporaryDirectory(prefix=f"autograder-{kind}-")
+            folder = Path(self._dirs[kind].name)
+            fill(folder)
+            folder.chmod(0o755)
+            for path in folder.iterdir():
+                path.chmod(0o644)
+        return Path(self._dirs[kind].name)
+
+    def sandbox_data_dir(self) -> Path:
+        """The folder a re-executed notebook sees as ``/data``: training data and test inputs, no test labels."""
+        return self._dir("data", self.write_sandbox_data)
+
+    def predict_data_dir(self) -> Path:
+        """The folder a prediction job sees as ``/data``: ``inputs.npy``, the test inputs only."""
+        return self._dir("inputs", lambda d: np.save(d / "inputs.npy", self.prediction_inputs(), allow_pickle=False))
+
+    def write_sandbox_data(self, folder: Path) -> None:
+        raise NotImplementedError
+
+    def prediction_inputs(self) -> np.ndarray:
+        raise NotImplementedError
+
+    def fingerprint(self) -> str:
+        """A digest of the test inputs and labels: results graded on other data are not reused."""
+        h = hashlib.sha256()
+        for array in (self.x_test, self.y_test):
+            h.update(str((array.shape, array.dtype.str)).encode())
+            h.update(np.ascontiguousarray(array).tobytes())
+        return h.hexdigest()[:16]
+
+    def close(self) -> None:
+        for d in self._dirs.values():
+            d.cleanup()
+        self._dirs.clear()
+
+
+class MnistTask(Task):
+    """MNIST for the grader: the test images for the sandbox, the labels for the checks."""
+
+    metric = staticmethod(accuracy)
+
+    def __init__(self, profile: course_config.Profile | None = None):
+        super().__init__(profile or course_config.profile(course_config.DEFAULT_PROFILE))
+        from autograder.course_data import load_mnist
+
+        (self.x_train, self.y_train), (self.x_test, self.y_test) = load_mnist()
+        if self.y_test is None:
+            raise RuntimeError("the grader's MNIST file has no test labels; point COURSE_DATA_DIR at the full file")
+
+    def prediction_inputs(self) -> np.ndarray:
+        """Test images scaled to [0, 1] as float32, shape (N, 28, 28)."""
+        return self.x_test.astype(np.float32) / course_config.MNIST_PIXEL_SCALE
+
+    def input_shape(self, spec: course_config.ModelSpec, model) -> tuple[int, ...]:
+        """The model's declared input shape if the grader can feed MNIST images in it; else ValueError."""
+        shape = tuple(model.input_shape or ())
+        if shape in ((28, 28), (784,), (28, 28, 1)):
+            return shape
+        raise ValueError(
+            f"the model expects inputs of shape {shape or 'unknown'}; the grader feeds MNIST images as "
+            "(28, 28), (784,) or (28, 28, 1). Start the model with keras.Input(shape=(28, 28))."
+        )
+
+    def check_predictions(self, spec: course_config.ModelSpec, outputs: np.ndarray) -> np.ndarray:
+        """The model's outputs if they are one row of 10 finite class scores per image; else ValueError."""
+        expected = (len(self.x_test), 10)
+        if outputs.shape != expected:
+            raise ValueError(f"the model outputs shape {outputs.shape}; expected {expected}, one row of 10 class scores per image")
+        if not np.all(np.isfinite(outputs)):
+            raise ValueError("the model outputs NaN or infinite values")
+        return outputs
+
+    def details(self, spec: course_config.ModelSpec, predictions: np.ndarray) -> dict:
+        """Confusion matrix and the most confident mistakes (at most 12 digits with their labels)."""
+        predicted = np.argmax(predictions, axis=1)
+        truth = self.y_test.astype(np.int64)
+        confusion = np.bincount(truth * 10 + predicted, minlength=100).reshape(10, 10)
+        wrong = np.flatnonzero(predicted != truth)
+        confidence = predictions[wrong, predicted[wrong]]
+        order = wrong[np.lexsort((wrong, -confidence))][:MAX_MISCLASSIFIED]
+        return {
+            "kind": "mnist",
+            "file": spec.file,
+            "accuracy": float(np.mean(predicted == truth)),
+            "confusion": confusion.tolist(),
+            "misclassified": [
+                {"index": int(i), "true": int(truth[i]), "predicted": int(predicted[i]),
+                 "confidence": round(float(predictions[i, predicted[i]]), 4), "image": self.x_test[i].tolist()}
+                for i in order
+            ],
+        }
+
+    def write_sandbox_data(self, folder: Path) -> None:
+        """Training data and test images only, as ``mnist.npz``."""
+        np.savez(folder / "mnist.npz", x_train=self.x_train, y_train=self.y_train, x_test=self.x_test)
+
+
+class SusyTask(Task):
+    """SUSY for the grader: hidden test events and their labels, and training rows for re-execution.
+
+    Which events are used comes from ``course_config.SUSY_DATA[profile]``: the UCI file's standard
+    split, or simulated events (training and test drawn with different seeds).
+    """
+
+    metric = staticmethod(roc_auc)
+
+    def __init__(self, profile: course_config.Profile):
+        super().__init__(profile)
+        self.data = course_config.SUSY_DATA[profile.name]
+        self.x_test, self.y_test = self._events(test=True)
+
+    def _events(self, *, test: bool):
+        d = self.data
+        if d.source == "simulated":
+            from autograder.susy_sim import simulate
+
+            return simulate(d.test_rows if test else d.train_rows, seed=d.test_seed if test else d.train_seed)
+        from autograder.course_data import SUSY_TRAIN_ROWS, load_susy
+
+        if test:
+            return load_susy(start=SUSY_TRAIN_ROWS, stop=SUSY_TRAIN_ROWS + d.test_rows)
+        return load_susy(stop=d.train_rows)
+
+    def prediction_inputs(self) -> np.ndarray:
+        """The 18 features of the hidden events, in the UCI normalisation, as float32."""
+        return np.ascontiguousarray(self.x_test, dtype=np.float32)
+
+    def input_shape(self, spec: course_config.ModelSpec, model) -> tuple[int, ...]:
+        return (self.x_test.shape[1],)
+
+    def check_predictions(self, spec: course_config.ModelSpec, outputs: np.ndarray) -> np.ndarray:
+        """One signal score per event: accepts (N,), (N, 1) or (N, 2) class probabilities; else ValueError."""
+        n = len(self.x_test)
+        if outputs.shape in ((n,), (n, 1)):
+            scores = outputs.reshape(n)
+        elif outputs.shape == (n, 2):
+            scores = outputs[:, 1]
+        else:
+            raise ValueError(
+                f"{spec.file} outputs shape {outputs.shape}; expected one signal probability per event, "
+                f"({n},), ({n}, 1) or ({n}, 2)"
+            )
+        if not np.all(np.isfinite(scores)):
+            raise ValueError(f"{spec.file} outputs NaN or infinite values")
+        return scores
+
+    def details(self, spec: course_config.ModelSpec, scores: np.ndarray) -> dict:
+        """The ROC curve (at most 201 points) and AUC, with the reference solution's curve when recorded."""
+        fpr, tpr = roc_points(scores, self.y_test)
+        return {
+            "kind": "roc",
+            "file": spec.file,
+            "auc": roc_auc(scores, self.y_test),
+            "fpr": fpr,
+            "tpr": tpr,
+            "reference": reference_curve(self.profile.name, spec.name),
+        }
+
+    def write_sandbox_data(self, folder: Path) -> None:
+        """Training rows only, in the UCI format, as ``SUSY.csv``."""
+        from autograder.susy_sim import write_uci_csv
+
+        X, y = self._events(test=False)
+        write_uci_csv(folder / "SUSY.csv", X, y)
+
+
+def roc_points(scores: np.ndarray, labels: np.ndarray, n: int = ROC_POINTS) -> tuple[list[float], list[float]]:
+    """The ROC curve sampled at ``n`` evenly spaced false-positive rates (rounded for a small record)."""
+    from sklearn.metrics import roc_curve
+
+    fpr, tpr, _ = roc_curve(labels, scores)
+    grid = np.linspace(0.0, 1.0, n)
+    return [round(float(v), 5) for v in grid], [round(float(v), 5) for v in np.interp(grid, fpr, tpr)]
+
+
+def reference_curve(profile: str, model: str) -> dict | None:
+    """The reference solution's ROC curve for ``model`` under ``profile`` (docs/reference_roc.json), if recorded."""
+    try:
+        curves = json.loads(REFERENCE_CURVES.read_text())
+        curve = curves[profile][model]
+        return {"label": curves.get("label", "reference solution"), **curve}
+    except (OSError, ValueError, KeyError, TypeError):
+        return None
+
+
+# The grader-side data behind each `Assignment.dataset`.
+TASKS = {"mnist": MnistTask, "susy": SusyTask}
+
+
+def load_task(assignment: course_config.Assignment, profile: course_config.Profile) -> Task:
+    """The test data ``assignment`` is graded on under ``profile``."""
+    return TASKS[assignment.dataset](profile)
