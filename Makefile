@@ -16,9 +16,10 @@ endif
 export TF_CPP_MIN_LOG_LEVEL ?= 2
 export PYTHONDONTWRITEBYTECODE = 1
 
-.PHONY: install sandbox-tools demo test test-fast release check-release calibrate clean
+# The Makefile of a clean clone installs everything: the venv, bubblewrap and chromium (when root).
+.PHONY: install sandbox-tools browser demo test test-fast release check-release calibrate clean
 
-install: $(STAMP) sandbox-tools
+install: $(STAMP) sandbox-tools browser
 
 $(STAMP): pyproject.toml
 	@$(PYTHON) -c 'import sys; sys.exit(0 if sys.version_info >= (3, 11) else "Python 3.11+ is needed, found " + sys.version.split()[0])'
@@ -36,6 +37,16 @@ sandbox-tools:
 	    (apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq bubblewrap) >/dev/null 2>&1 \
 	      || echo "note: could not install bubblewrap; the sandbox will use unshare"; \
 	  else echo "note: bwrap not found; the sandbox will use unshare (install bubblewrap for a stricter view)"; fi; }
+
+# Debian's chromium renders the feedback pages in the browser test (Playwright drives it; its own
+# browser download does not work offline). Installed when we can; the test skips, saying so, without it.
+browser:
+	@command -v chromium >/dev/null 2>&1 || { \
+	  if [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null 2>&1; then \
+	    echo "installing chromium for the feedback-page browser test"; \
+	    (apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium) >/dev/null 2>&1 \
+	      || echo "note: could not install chromium; the browser test will be skipped"; \
+	  else echo "note: chromium not found; the browser test will be skipped"; fi; }
 
 release: install
 	$(AUTOGRADER) release

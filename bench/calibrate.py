@@ -91,6 +91,12 @@ def run_once(assignment, profile, seed: int, task, backend: str) -> dict:
             check_id: task.metric(sub.predictions[assignment.model_of(check_id).name], sub.labels)
             for check_id in assignment.thresholds[profile.name]
         }
+        curves = {}
+        if assignment.dataset == "susy":
+            for spec in assignment.models:
+                fpr, tpr = tasks.roc_points(sub.predictions[spec.name], sub.labels)
+                curves[spec.name] = {"auc": round(task.metric(sub.predictions[spec.name], sub.labels), 4),
+                                     "fpr": fpr, "tpr": tpr}
         return {
             "assignment": assignment.name,
             "profile": profile.name,
@@ -98,6 +104,7 @@ def run_once(assignment, profile, seed: int, task, backend: str) -> dict:
             "metrics": metrics,
             "train_s": round(train_s, 2),
             "notebook_s": round(notebook_s, 2),
+            **({"curves": curves} if curves else {}),
         }
 
 
@@ -173,12 +180,34 @@ def write_report(runs: list[dict], where: str, out: Path) -> None:
     out.with_suffix(".json").write_text(json.dumps({"machine": where, "runs": runs, "summary": rows}, indent=2) + "\n")
 
 
+def record_reference_curves(profiles: list[str], backend: str) -> int:
+    """Train the SUSY reference once (seed 0) per profile and keep its ROC curves for the feedback pages."""
+    path = tasks.REFERENCE_CURVES
+    curves = json.loads(path.read_text()) if path.exists() else {}
+    curves["label"] = "reference solution"
+    for pname in profiles:
+        profile = course_config.profile(pname)
+        task = tasks.load_task(course_config.SUSY, profile)
+        try:
+            run = run_once(course_config.SUSY, profile, 0, task, backend)
+        finally:
+            task.close()
+        curves[pname] = run["curves"]
+        print(f"susy {pname}: " + ", ".join(f"{name} AUC {c['auc']:.4f}" for name, c in run["curves"].items()))
+    path.write_text(json.dumps(curves, indent=1) + "\n")
+    print(f"wrote {path}")
+    return 0
+
+
 def main(argv=None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--assignment", action="append", choices=sorted(course_config.ASSIGNMENTS))
     parser.add_argument("--profile", action="append", choices=sorted(course_config.PROFILES))
     parser.add_argument("--seeds", type=int, default=5)
     parser.add_argument("--out", type=Path, default=DOCS / "calibration.md")
+    parser.add_argument("--reference-curves", action="store_true",
+                        help="only record the reference solution's ROC curves (seed 0) for the feedback pages: "
+                        "docs/reference_roc.json")
     parser.add_argument("--report-only", action="store_true",
                         help="rewrite the report from the recorded runs (e.g. after changing a threshold)")
     args = parser.parse_args(argv)
@@ -188,6 +217,8 @@ def main(argv=None) -> int:
         print(f"wrote {args.out}")
         return 0
     backend = sandbox.default_backend()
+    if args.reference_curves:
+        return record_reference_curves(args.profile or ["quick"], backend)
     where = machine()
     runs = []
     for name in args.assignment or list(course_config.ASSIGNMENTS):
@@ -198,6 +229,7 @@ def main(argv=None) -> int:
             try:
                 for seed in range(args.seeds):
                     r = run_once(assignment, profile, seed, task, backend)
+                    r.pop("curves", None)  # kept by --reference-curves only
                     r["machine"] = where
                     runs.append(r)
                     shown = ", ".join(f"{c} {v:.4f}" for c, v in r["metrics"].items())

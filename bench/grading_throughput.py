@@ -1,0 +1,208 @@
+"""Submissions graded per minute: our grader on saved models against ``nbgrader autograde``.
+
+One run, one class of ``mnist_cnn`` students, on this machine:
+
+1. an nbgrader course in a scratch folder whose source notebook carries the ``quick`` parameters
+   (EPOCHS = 2), released with ``nbgrader generate_assignment``;
+2. the class: ``--students`` distinct valid submissions (the solution notebook, each student with
+   a seed of their own set in the ``build_model`` cell, so every model differs) and three broken
+   ones (the untouched release, a CNN without pooling, a typo that raises);
+3. ``nbgrader autograde`` on the whole class, timed: it executes every notebook (and so trains and
+   saves every student's model);
+4. our grader on the same students' notebooks and the models their runs saved
+   (``autograder grade mnist_cnn ... --profile quick``, saved-model mode, default workers), timed
+   as a user runs it: the whole command, process start included.
+
+Prints submissions per minute for both and their ratio, and records them in
+``docs/grading_throughput.md``.
+
+    python bench/grading_throughput.py              # 24 valid + 3 broken students
+    python bench/grading_throughput.py --students 4 # a quick look
+"""
+
+from __future__ import annotations
+
+import argparse
+import datetime as dt
+import os
+import platform
+import shutil
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+
+import course_config  # noqa: E402
+
+ASSIGNMENT = course_config.MNIST_CNN
+DOCS = course_config.COURSE_DIR / "docs"
+NBGRADER_CONFIG = """\
+c = get_config()
+c.CourseDirectory.course_id = "throughput"
+c.ExecutePreprocessor.timeout = 900
+"""
+BROKEN = {
+    "broken_untouched": None,  # the release notebook as handed out
+    "broken_no_pooling": ("build_model", "keras.layers.MaxPooling2D(pool_size=2),\n", ""),
+    "broken_typo": ("build_model", "keras.layers.Conv2D(24,", "keras.layers.Conv2d(24,"),
+}
+
+
+def nbgrader(course: Path, *args: str) -> None:
+    env = {**os.environ, "PATH": os.path.dirname(sys.executable) + os.pathsep + os.environ.get("PATH", "")}
+    res = subprocess.run([sys.executable, "-m", "nbgrader", *args, "--log-level=WARN"], cwd=course, env=env,
+                         capture_output=True, text=True)
+    if res.returncode != 0:
+        raise RuntimeError(f"nbgrader {' '.join(args)} failed:\n{res.stdout}{res.stderr}")
+
+
+def make_course(course: Path) -> None:
+    """An nbgrader course whose source notebook has the quick profile's parameters."""
+    import nbformat
+
+    name = ASSIGNMENT.name
+    shutil.copytree(course_config.COURSE_DIR / "source" / name, course / "source" / name)
+    (course / "nbgrader_config.py").write_text(NBGRADER_CONFIG)
+    path = course / "source" / name / ASSIGNMENT.notebook
+    nb = nbformat.read(path, as_version=4)
+    params = next(c for c in nb.cells if "parameters" in c.metadata.get("tags", []))
+    for var, value in ASSIGNMENT.parameters["quick"].items():
+        lines = [f"{var} = {value!r}" if line.startswith(f"{var} = ") else line for line in params.source.splitlines()]
+        params.source = "\n".join(lines)
+    nbformat.write(nb, path)
+    nbgrader(course, "generate_assignment", name, "--force")
+
+
+def make_class(course: Path, n_valid: int) -> list[str]:
+    """Write ``submitted/<student>/mnist_cnn/`` for every student; return their names."""
+    import nbformat
+
+    name = ASSIGNMENT.name
+    students = []
+    for k in range(n_valid):
+        student = f"student{k:02d}"
+        dst = course / "submitted" / student / name
+        shutil.copytree(course_config.COURSE_DIR / "solutions" / name, dst)
+        nb = nbformat.read(dst / ASSIGNMENT.notebook, as_version=4)
+        cell = next(c for c in nb.cells if c.metadata.get("nbgrader", {}).get("grade_id") == "build_model")
+        cell.source = f"keras.utils.set_random_seed({1000 + k})  # this student's own seed\n" + cell.source
+        nbformat.write(nb, dst / ASSIGNMENT.notebook)
+        students.append(student)
+    for student, edit in BROKEN.items():
+        dst = course / "submitted" / student / name
+        base = "release" if edit is None else "solutions"
+        shutil.copytree(course_config.COURSE_DIR / base / name, dst)
+        if edit is not None:
+            nb = nbformat.read(dst / ASSIGNMENT.notebook, as_version=4)
+            grade_id, old, new = edit
+            cell = next(c for c in nb.cells if c.metadata.get("nbgrader", {}).get("grade_id") == grade_id)
+            cell.source = cell.source.replace(old, new)
+            nbformat.write(nb, dst / ASSIGNMENT.notebook)
+        students.append(student)
+    return students
+
+
+def our_layout(course: Path, students: list[str], target: Path) -> int:
+    """The same students' notebooks with the model files their autograded runs saved; count the models."""
+    name, models = ASSIGNMENT.name, 0
+    for student in students:
+        dst = target / student / name
+        dst.mkdir(parents=True)
+        shutil.copyfile(course / "submitted" / student / name / ASSIGNMENT.notebook, dst / ASSIGNMENT.notebook)
+        saved = course / "autograded" / student / name / ASSIGNMENT.model_file
+        if saved.is_file():
+            shutil.copyfile(saved, dst / ASSIGNMENT.model_file)
+            models += 1
+    return models
+
+
+def machine() -> str:
+    cpu = platform.machine()
+    try:
+        for line in Path("/proc/cpuinfo").read_text().splitlines():
+            if line.startswith("model name"):
+                cpu = line.split(":", 1)[1].strip()
+                break
+    except OSError:
+        pass
+    return f"{os.cpu_count()} cores, {cpu}; Python {platform.python_version()}"
+
+
+def main(argv=None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--students", type=int, default=24, help="valid submissions (3 broken ones are added)")
+    parser.add_argument("--workers", type=int, help="our grader's workers (default: its own default, the cores)")
+    parser.add_argument("--out", type=Path, default=DOCS / "grading_throughput.md")
+    parser.add_argument("--keep", type=Path, help="keep the scratch course here (default: a temporary folder)")
+    args = parser.parse_args(argv)
+
+    scratch = args.keep or Path(tempfile.mkdtemp(prefix="throughput-"))
+    course = scratch / "course"
+    print(f"scratch folder: {scratch}", flush=True)
+    make_course(course)
+    students = make_class(course, args.students)
+    n = len(students)
+    print(f"{n} students ({args.students} valid, {len(BROKEN)} broken); running nbgrader autograde ...", flush=True)
+
+    start = time.monotonic()
+    nbgrader(course, "autograde", ASSIGNMENT.name, "--force", "--create")
+    nbgrader_s = time.monotonic() - start
+    print(f"nbgrader autograde: {n} submissions in {nbgrader_s:.1f} s", flush=True)
+
+    ours_in = scratch / "submitted"
+    models = our_layout(course, students, ours_in)
+    argv_ours = [sys.executable, "-m", "autograder", "grade", ASSIGNMENT.name, str(ours_in),
+                 "--out", str(scratch / "graded"), "--profile", "quick"]
+    if args.workers:
+        argv_ours += ["--workers", str(args.workers)]
+    start = time.monotonic()
+    res = subprocess.run(argv_ours, capture_output=True, text=True)
+    ours_s = time.monotonic() - start
+    if res.returncode != 0:
+        raise RuntimeError(f"autograder grade failed:\n{res.stderr}")
+    workers_line = next((line for line in res.stderr.splitlines() if "worker(s)" in line), "")
+    print(res.stdout)
+    print(f"our grader: {n} submissions ({models} with a saved model) in {ours_s:.1f} s", flush=True)
+
+    ours_rate, nbgrader_rate = 60 * n / ours_s, 60 * n / nbgrader_s
+    ratio = ours_rate / nbgrader_rate
+    print(f"\nour grader      {ours_rate:7.1f} submissions/min")
+    print(f"nbgrader        {nbgrader_rate:7.1f} submissions/min")
+    print(f"ratio           {ratio:7.1f}x")
+
+    lines = [
+        "# Grading throughput: saved models against `nbgrader autograde`",
+        "",
+        "Written by `bench/grading_throughput.py`: one class of `mnist_cnn` students, graded by",
+        "`nbgrader autograde` (re-executes every notebook with the quick parameters, EPOCHS = 2) and by",
+        "`autograder grade mnist_cnn --profile quick` on the same notebooks and the models those runs saved",
+        "(saved-model mode, every model predicted in a sandbox of its own; the whole command timed,",
+        "process start included).",
+        "",
+        f"Machine: {machine()}",
+        f"Date: {dt.date.today().isoformat()}",
+        f"Class: {n} submissions ({args.students} valid with distinct seeds, {len(BROKEN)} broken: "
+        f"{', '.join(BROKEN)}); {models} saved a model.",
+        f"Our grader: {workers_line.strip()}",
+        "",
+        "| grader | wall s | submissions/min |",
+        "|---|---|---|",
+        f"| nbgrader autograde | {nbgrader_s:.1f} | {nbgrader_rate:.1f} |",
+        f"| autograder grade (saved models) | {ours_s:.1f} | {ours_rate:.1f} |",
+        "",
+        f"Ratio: {ratio:.1f}x.",
+    ]
+    args.out.parent.mkdir(parents=True, exist_ok=True)
+    args.out.write_text("\n".join(lines) + "\n")
+    print(f"wrote {args.out}")
+    if args.keep is None:
+        shutil.rmtree(scratch, ignore_errors=True)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
