@@ -1,9 +1,10 @@
 """Build the student release and the solutions from ``source/`` with real nbgrader.
 
 ``autograder release`` copies the course's shared helpers (e.g. ``course_data.py``) into each
-``source/<assignment>/``, then runs ``nbgrader generate_assignment`` (-> ``release/``) and
-``nbgrader generate_solution`` (-> ``solutions/``) in a scratch course folder and puts the results
-in place. Both outputs are committed; :func:`drift` tells whether they still match ``source/``.
+``source/<assignment>/``, writes the source notebook's grading section from ``course_config`` (one
+nbgrader graded cell per check, see :func:`sync_grading_cells`), then runs ``nbgrader
+generate_assignment`` (-> ``release/``) and ``nbgrader generate_solution`` (-> ``solutions/``) in a
+scratch course folder and puts the results in place. Both outputs are committed; :func:`drift` tells whether they still match ``source/``.
 """
 
 from __future__ import annotations
@@ -14,9 +15,14 @@ import shutil
 import subprocess
 import sys
 import tempfile
+import textwrap
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import course_config
+
+if TYPE_CHECKING:
+    from nbformat import NotebookNode
 
 HELPERS_DIR = Path(__file__).resolve().parent
 OUTPUTS = {"release": "generate_assignment", "solutions": "generate_solution"}
@@ -24,13 +30,19 @@ IGNORED = {".ipynb_checkpoints", "__pycache__", ".nbgrader.log", "gradebook.db"}
 # nbgrader's configuration for the scratch course. Solutions are not executed: outputs would make
 # them differ from run to run (and training takes minutes); students run them themselves.
 NBGRADER_CONFIG = """\
-from nbgrader.preprocessors import ClearMarkScheme, ClearOutput, IncludeHeaderFooter, LockCells
+from nbgrader.preprocessors import ClearHiddenTests, ClearMarkScheme, ClearOutput, IncludeHeaderFooter, LockCells
 
 c = get_config()
 c.CourseDirectory.release_directory = "release"
 c.CourseDirectory.solution_directory = "solutions"
-c.GenerateSolution.preprocessors = [IncludeHeaderFooter, LockCells, ClearOutput, ClearMarkScheme]
+c.GenerateSolution.preprocessors = [IncludeHeaderFooter, LockCells, ClearOutput, ClearHiddenTests, ClearMarkScheme]
 """
+# Solutions drop the hidden tests too: the grading section's hidden tests always fail (see
+# sync_grading_cells), and the solution notebook must run top to bottom (demo, calibration).
+
+# The grading section at the end of every source notebook, generated from course_config.
+GRADING_MD_ID = "grading_md"
+CHECK_CELL_PREFIX = "check_"
 
 
 class ReleaseError(RuntimeError):
@@ -48,11 +60,125 @@ def sync_helpers(assignment: course_config.Assignment, course_dir: Path = course
     return changed
 
 
-def _nbgrader(command: str, assignment: str, root: Path) -> None:
+def check_cell_id(check: course_config.Check) -> str:
+    """The nbgrader grade_id of the graded cell that stands for ``check`` (and its gradebook cell)."""
+    return f"{CHECK_CELL_PREFIX}{check.id}"
+
+
+def _points(points: float) -> int | float:
+    return int(points) if float(points).is_integer() else float(points)
+
+
+def _points_text(points: float) -> str:
+    return f"{_points(points)} point{'' if points == 1 else 's'}"
+
+
+def _file_list(files: list[str]) -> str:
+    quoted = [f"`{f}`" for f in files]
+    return quoted[0] if len(quoted) == 1 else ", ".join(quoted[:-1]) + " and " + quoted[-1]
+
+
+def grading_cells(assignment: course_config.Assignment) -> list[NotebookNode]:
+    """The notebook's grading section: a locked markdown cell, then one locked graded cell per check.
+
+    Each graded cell carries the check's points from course_config, so that nbgrader's gradebook
+    (and ``nbgrader export``, formgrader) knows every check and the assignment's total. Its hidden
+    test always fails: the checks are scored by the course autograder from the saved model(s), and
+    ``nbgrader autograde`` must never hand those points out for a notebook that merely runs.
+    nbgrader strips the hidden test from release/, so a student's notebook runs clean.
+    """
+    import nbformat
+
+    files = [spec.file for spec in assignment.models]
+    one = len(files) == 1
+    md = "## How this notebook is graded\n\n" + textwrap.fill(
+        f"The course autograder grades the {'model' if one else 'models'} you saved above, {_file_list(files)}, "
+        f"outside this notebook: it reads {'the' if one else 'each'} model's architecture from the file and "
+        f"measures how well {'it does' if one else 'each does'} on test data that this notebook never sees. "
+        f"Each cell below names one of its checks and the points it is worth "
+        f"({_points_text(assignment.max_score)} in all); running them does nothing, so make sure that the "
+        f"save cell above ran after your final training.",
+        width=100,
+    )
+    cells = [nbformat.v4.new_markdown_cell(md, metadata={"nbgrader": {
+        "grade": False, "grade_id": GRADING_MD_ID, "locked": True, "schema_version": 3, "solution": False,
+        "task": False,
+    }})]
+    cells[0]["id"] = GRADING_MD_ID
+    for check in assignment.checks:
+        gid = check_cell_id(check)
+        source = (
+            f"# Check `{check.id}` ({_points_text(check.points)}): {check.title}.\n"
+            f"# The course autograder scores it from {assignment.model_of(check.id).file}; "
+            f"running this cell does nothing.\n"
+            "### BEGIN HIDDEN TESTS\n"
+            "raise AssertionError(\n"
+            f"    \"check '{check.id}' is scored by the course autograder (autograder grade) from the saved \"\n"
+            "    \"model, not by nbgrader autograde; record its score with `autograder gradebook`\"\n"
+            ")\n"
+            "### END HIDDEN TESTS"
+        )
+        cell = nbformat.v4.new_code_cell(source, metadata={"nbgrader": {
+            "grade": True, "grade_id": gid, "locked": True, "points": _points(check.points),
+            "schema_version": 3, "solution": False, "task": False,
+        }})
+        cell["id"] = gid
+        cells.append(cell)
+    return cells
+
+
+def _is_grading_cell(cell) -> bool:
+    gid = cell.get("metadata", {}).get("nbgrader", {}).get("grade_id", "")
+    return gid == GRADING_MD_ID or gid.startswith(CHECK_CELL_PREFIX)
+
+
+def save_cell_index(nb, assignment: course_config.Assignment) -> int:
+    """Index of the (last) code cell that saves every model file of ``assignment``."""
+    for i in range(len(nb.cells) - 1, -1, -1):
+        cell = nb.cells[i]
+        if cell.cell_type == "code" and all(f'"{spec.file}"' in cell.source for spec in assignment.models):
+            return i
+    files = ", ".join(spec.file for spec in assignment.models)
+    raise ReleaseError(f"{assignment.notebook}: no code cell saves {files}; the grading section goes after it")
+
+
+def with_grading_cells(nb, assignment: course_config.Assignment):
+    """A copy of ``nb`` whose grading section is the one course_config asks for, right after the save cell."""
+    import copy
+
+    nb = copy.deepcopy(nb)
+    nb.cells = [c for c in nb.cells if not _is_grading_cell(c)]
+    at = save_cell_index(nb, assignment) + 1
+    nb.cells[at:at] = grading_cells(assignment)
+    return nb
+
+
+def sync_grading_cells(assignment: course_config.Assignment, course_dir: Path = course_config.COURSE_DIR,
+                       *, write: bool = True) -> bool:
+    """Bring the grading section of ``source/<a>/<a>.ipynb`` in line with course_config.
+
+    Existing grading cells are replaced (so changed points, titles or checks reach the notebook).
+    Returns whether the notebook was out of sync (and, with ``write``, rewritten).
+    """
+    import nbformat
+
+    path = course_dir / "source" / assignment.name / assignment.notebook
+    if not path.is_file():
+        raise ReleaseError(f"{path} does not exist")
+    nb = nbformat.read(path, as_version=4)
+    synced = with_grading_cells(nb, assignment)
+    if nbformat.writes(synced) == nbformat.writes(nb):
+        return False
+    if write:
+        nbformat.write(synced, path)
+    return True
+
+
+def _nbgrader(command: str, assignment: str, root: Path, *extra: str) -> None:
     """Run one nbgrader command in the scratch course ``root`` (its gradebook lives there too)."""
     argv = [
         sys.executable, "-m", "nbgrader", command, assignment, "--force",
-        f"--CourseDirectory.root={root}", "--log-level=WARN",
+        f"--CourseDirectory.root={root}", "--log-level=WARN", *extra,
     ]
     # nbgrader runs `alembic` for its gradebook: it must find the venv's scripts on PATH.
     env = {**os.environ, "PATH": os.path.dirname(sys.executable) + os.pathsep + os.environ.get("PATH", "")}
@@ -88,6 +214,7 @@ def release(names: list[str] | None = None, course_dir: Path = course_config.COU
     for name in names or list(course_config.ASSIGNMENTS):
         assignment = course_config.assignment(name)
         sync_helpers(assignment, course_dir)
+        sync_grading_cells(assignment, course_dir)
         with tempfile.TemporaryDirectory(prefix="autograder-release-") as tmp:
             build(assignment, course_dir, Path(tmp))
             for out in OUTPUTS:
@@ -107,6 +234,8 @@ def drift(name: str, course_dir: Path = course_config.COURSE_DIR) -> list[str]:
         copy = course_dir / "source" / name / helper
         if not copy.exists() or not filecmp.cmp(HELPERS_DIR / helper, copy, shallow=False):
             problems.append(f"source/{name}/{helper} differs from autograder/{helper}")
+    if sync_grading_cells(assignment, course_dir, write=False):
+        problems.append(f"source/{name}/{assignment.notebook}: its graded cells are out of sync with course_config")
     with tempfile.TemporaryDirectory(prefix="autograder-drift-") as tmp:
         build(assignment, course_dir, Path(tmp))
         for out in OUTPUTS:

@@ -149,6 +149,18 @@ exec "$CHROOT" "$root" /bin/sh -c 'cd "$0" && exec "$@"' "$WORK" "$@"
 """
 
 
+def _unreachable_for_nobody(program: str) -> str | None:
+    """The first path on the way to ``program`` (an executable) that other users cannot use, or None."""
+    path = Path(shutil.which(program) or program).absolute()
+    for target in (path, path.resolve()):
+        for folder in reversed(target.parents):
+            if not folder.stat().st_mode & 0o001:
+                return str(folder)
+        if not os.stat(target).st_mode & 0o001:
+            return str(target)
+    return None
+
+
 def _give_to_nobody(workdir: Path, data_dir: Path | None) -> None:
     """As root, the unshare backend runs the child as uid 65534: let it use its folders."""
     for dirpath, dirnames, filenames in os.walk(workdir):
@@ -360,6 +372,14 @@ def run_job(
             env[key] = str(workdir / ".cache" / key.lower())
         if os.geteuid() == 0:
             drop = True
+            unreachable = _unreachable_for_nobody(argv[0])
+            if unreachable:  # fail closed: never run student code as root
+                return SandboxResult(
+                    returncode=126, seconds=0.0, backend=backend, limits={},
+                    stderr=f"sandbox: refusing to run as root, and uid {NOBODY} cannot reach {unreachable}; install "
+                           "the kit's Python where an unprivileged user can run it (e.g. a venv under /opt), or "
+                           "install bubblewrap",
+                )
             _give_to_nobody(workdir, data_dir)
     limits = {"time_limit_s": time_limit_s, "memory_limit_mb": memory_limit_mb}
     cpu_seconds = int(time_limit_s * (os.cpu_count() or 1)) + 60
@@ -433,8 +453,7 @@ def _tail(path: Path, limit: int = 64 * 1024) -> str:
 def install_job(workdir: Path) -> None:
     """Copy this module (and the NumPy Keras engine) into ``workdir`` so the child can run its jobs."""
     shutil.copyfile(__file__, Path(workdir) / JOB_FILE)
-    if Path(__file__).with_name("keras_numpy.py").exists():  # TEMP-REFACTOR
-        shutil.copyfile(Path(__file__).with_name("keras_numpy.py"), Path(workdir) / ENGINE_FILE)
+    shutil.copyfile(Path(__file__).with_name("keras_numpy.py"), Path(workdir) / ENGINE_FILE)
 
 
 def python_argv(job: str, *args: str) -> list[str]:

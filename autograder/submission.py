@@ -179,7 +179,7 @@ def prepare_submission(
                 if not model_path.exists():
                     problem = (
                         f"model file {spec.file} not found: "
-                        + ("the notebook did not save it" if execute else "run the notebook's last cell, which saves it, "
+                        + ("the notebook did not save it" if execute else "run the notebook's save cell (under \"Save the model\"), which writes it, "
                            "and submit the file next to the notebook")
                     )
                     if execute and submission.notes:

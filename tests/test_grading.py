@@ -84,7 +84,7 @@ def test_conv_layers_fail_the_fully_connected_checks(graded):
 @pytest.mark.parametrize("student, words", [
     ("dan", "Lambda layer, which carries Python code"),
     ("erin", "legacy HDF5 (.h5) model"),
-    ("frank", "model file mnist_dense.keras not found: run the notebook's last cell"),
+    ("frank", "model file mnist_dense.keras not found: run the notebook's save cell"),
     ("hank", "model file mnist_dense.keras not found"),
     ("ivan", "no submission found at ivan/mnist_dense/"),
 ])

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import re
 import shutil
 
@@ -28,9 +29,16 @@ def test_drift_is_detected(tmp_path):
     nb_path = tmp_path / "release" / name / course_config.assignment(name).notebook
     nb_path.write_text(nb_path.read_text().replace("YOUR CODE HERE", "YOUR CODE THERE", 1))
     (tmp_path / "solutions" / name / "extra.txt").write_text("stray")
+    # A graded cell whose points no longer match course_config.
+    src_path = tmp_path / "source" / name / nb_path.name
+    nb = nbformat.read(src_path, 4)
+    graded = next(c for c in nb.cells if c.metadata["nbgrader"].get("grade"))
+    graded.metadata["nbgrader"]["points"] += 1
+    nbformat.write(nb, src_path)
     problems = release.drift(name, course_dir=tmp_path)
     assert f"release/{name}/{nb_path.name} differs from what source/ generates" in problems
     assert f"solutions/{name}/extra.txt is not produced from source/" in problems
+    assert f"source/{name}/{nb_path.name}: its graded cells are out of sync with course_config" in problems
 
 
 def secret_lines(name):
@@ -68,10 +76,13 @@ def test_release_notebook_is_what_a_student_needs(name):
     for profile in course_config.PROFILES:
         for var in a.parameters.get(profile, {}):
             assert re.search(rf"^{var} = ", params[0].source, re.M), f"parameters cell lacks {var}"
-    save = nb.cells[-1]
+    # The save cell comes right before the grading section, which ends the notebook.
+    section = len(nb.cells) - 1 - len(a.checks)
+    assert nb.cells[section].metadata["nbgrader"]["grade_id"] == release.GRADING_MD_ID
+    save = nb.cells[section - 1]
     assert save.metadata["nbgrader"]["locked"]
     for spec in a.models:
-        assert f'"{spec.file}"' in save.source, f"the last cell must save {spec.file}"
+        assert f'"{spec.file}"' in save.source, f"the cell before the grading section must save {spec.file}"
     for helper in a.helpers:
         assert (COURSE / "release" / name / helper).is_file()
     assert "tf.keras" not in "\n".join(c.source for c in nb.cells)
@@ -87,3 +98,68 @@ def test_source_notebook_states_the_course_facts(name):
     if a.max_params:
         assert f"{a.max_params:,}" in text, "the notebook must state the parameter budget from course_config"
     assert all(not c.get("outputs") for c in nb.cells if c.cell_type == "code"), "commit source notebooks without outputs"
+
+
+def grade_cells(nb):
+    return [c for c in nb.cells if c.metadata.get("nbgrader", {}).get("grade")]
+
+
+@pytest.mark.parametrize("part", ["source", "release"])
+@pytest.mark.parametrize("name", NAMES)
+def test_one_graded_cell_per_check_with_its_points(name, part):
+    a = course_config.assignment(name)
+    nb = nbformat.read(COURSE / part / name / a.notebook, 4)
+    graded = grade_cells(nb)
+    assert [c.metadata["nbgrader"]["grade_id"] for c in graded] == [f"check_{c.id}" for c in a.checks]
+    for cell, check in zip(graded, a.checks):
+        meta = cell.metadata["nbgrader"]
+        assert cell.cell_type == "code" and cell.id == meta["grade_id"]
+        assert meta["points"] == check.points and meta["locked"] and not meta["solution"]
+        assert meta["schema_version"] == 3
+        assert check.id in cell.source and check.title in cell.source
+    # The section ends the notebook: its markdown cell, then the graded cells.
+    assert nb.cells[-len(graded) - 1:] == [nb.cells[-len(graded) - 1]] + graded
+    md = nb.cells[-len(graded) - 1]
+    assert md.cell_type == "markdown" and md.metadata["nbgrader"]["locked"]
+    assert md.source.startswith("## How this notebook is graded")
+    assert sum(c.metadata["nbgrader"]["points"] for c in graded) == a.max_score
+
+
+@pytest.mark.parametrize("name", NAMES)
+def test_graded_cells_guard_nbgrader_autograde_in_source_only(name):
+    """The hidden test always fails (nbgrader autograde restores it); release/ and solutions/ run clean."""
+    a = course_config.assignment(name)
+    for cell in grade_cells(nbformat.read(COURSE / "source" / name / a.notebook, 4)):
+        assert "### BEGIN HIDDEN TESTS" in cell.source
+        with pytest.raises(AssertionError, match="scored by the course autograder"):
+            exec(compile(cell.source, cell.id, "exec"), {})
+    for part in ("release", "solutions"):
+        for cell in grade_cells(nbformat.read(COURSE / part / name / a.notebook, 4)):
+            assert "HIDDEN TESTS" not in cell.source and "AssertionError" not in cell.source
+            exec(compile(cell.source, cell.id, "exec"), {})  # running it top to bottom raises nothing
+
+
+def test_sync_grading_cells_follows_course_config(tmp_path):
+    """Changed points (or a removed check) in course_config replace the section; a second sync is a no-op."""
+    a = course_config.assignment("mnist_dense")
+    shutil.copytree(COURSE / "source" / a.name, tmp_path / "source" / a.name)
+    changed = dataclasses.replace(
+        a, checks=tuple(dataclasses.replace(c, points=c.points + 0.5) for c in a.checks[1:])
+    )
+    assert release.sync_grading_cells(a, tmp_path, write=False) is False
+    assert release.sync_grading_cells(changed, tmp_path) is True
+    assert release.sync_grading_cells(changed, tmp_path) is False
+    nb = nbformat.read(tmp_path / "source" / a.name / a.notebook, 4)
+    graded = grade_cells(nb)
+    assert [(c.metadata["nbgrader"]["grade_id"], c.metadata["nbgrader"]["points"]) for c in graded] == [
+        (f"check_{c.id}", c.points) for c in changed.checks
+    ]
+    ids = [c.metadata["nbgrader"]["grade_id"] for c in nb.cells]
+    assert ids.count(release.GRADING_MD_ID) == 1
+    assert ids.index(release.GRADING_MD_ID) == ids.index("save_model") + 1
+    md = " ".join(nb.cells[ids.index(release.GRADING_MD_ID)].source.split())
+    assert f"({changed.max_score:g} points in all)" in md
+    # Everything else in the notebook is untouched.
+    original = nbformat.read(COURSE / "source" / a.name / a.notebook, 4)
+    others = [c for c in nb.cells if c.id != release.GRADING_MD_ID and not c.id.startswith("check_")]
+    assert others == [c for c in original.cells if c.id != release.GRADING_MD_ID and not c.id.startswith("check_")]

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import os
 import socket
 import sys
 import textwrap
@@ -129,9 +130,17 @@ def test_child_has_no_network(tmp_path, backend):
     assert "interfaces ['lo']" in result.stdout
 
 
+def run_shell(tmp_path: Path, backend: str, script: str, **limits):
+    """Run a /bin/sh script in the sandbox: works on every backend, also as uid 65534 without namespaces."""
+    work = tmp_path / "work"
+    work.mkdir(exist_ok=True)
+    return sandbox.run_job(["/bin/sh", "-c", script], work, backend=backend,
+                           **{"time_limit_s": 60, "memory_limit_mb": 1024, **limits})
+
+
 @pytest.mark.parametrize("backend", sandbox.available_backends())
 def test_time_limit_kills_the_child(tmp_path, backend):
-    result = run_script(tmp_path, backend, "import time\nwhile True: time.sleep(1)\n", time_limit_s=3)
+    result = run_shell(tmp_path, backend, "while true; do sleep 1; done", time_limit_s=3)
     assert result.timed_out and not result.ok
     assert "time limit of 3 s exceeded" in result.problem()
     assert result.seconds < 30
@@ -139,17 +148,43 @@ def test_time_limit_kills_the_child(tmp_path, backend):
 
 @pytest.mark.parametrize("backend", sandbox.available_backends())
 def test_memory_limit_kills_the_child(tmp_path, backend):
-    result = run_script(tmp_path, backend, """
-        import time
-        blocks = []
-        for _ in range(40):
-            blocks.append(bytearray(50 * 2**20))  # touch 50 MB at a time
-            time.sleep(0.1)
-        print("survived")
-    """, memory_limit_mb=300)
+    # The shell holds 600 MB in a variable, 300 MB over the limit.
+    result = run_shell(tmp_path, backend, 'a=$(head -c 600000000 /dev/zero | tr "\\0" a); echo survived',
+                       memory_limit_mb=300)
     assert result.memory_exceeded and not result.ok
     assert "memory limit of 300 MB exceeded" in result.problem()
     assert "survived" not in result.stdout
+
+
+@pytest.mark.skipif(os.geteuid() != 0, reason="the grader drops privileges only when it runs as root")
+def test_without_namespaces_student_code_runs_unprivileged_and_cannot_read_root_files(tmp_path):
+    """Fail closed where no namespace sandbox works (e.g. Gradescope's container): uid 65534 and permissions."""
+    secret_dir = tmp_path / "data"
+    secret_dir.mkdir(mode=0o700)
+    (secret_dir / "labels.npy").write_text("7 2 1 0 4")
+    (secret_dir / "labels.npy").chmod(0o600)
+    result = run_shell(tmp_path, "none", f"id -u; cat {secret_dir}/labels.npy || echo DENIED; "
+                                         f"touch {tmp_path}/escaped || echo NOWRITE; echo ok > out.txt")
+    assert result.returncode == 0, result.stderr
+    assert result.stdout.split()[0] == str(sandbox.NOBODY)
+    assert "DENIED" in result.stdout and "7 2 1" not in result.stdout and "NOWRITE" in result.stdout
+    assert (tmp_path / "work" / "out.txt").read_text() == "ok\n"
+
+
+@pytest.mark.skipif(os.geteuid() != 0, reason="the grader drops privileges only when it runs as root")
+def test_without_namespaces_a_program_nobody_can_reach_is_refused_not_run_as_root(tmp_path):
+    hidden = tmp_path / "private"
+    hidden.mkdir(mode=0o700)
+    program = hidden / "prog"
+    program.write_text(f"#!/bin/sh\ntouch {tmp_path}/ran\n")
+    program.chmod(0o755)
+    work = tmp_path / "work"
+    work.mkdir()
+    result = sandbox.run_job([str(program)], work, time_limit_s=10, memory_limit_mb=100, backend="none")
+    assert result.returncode == 126 and not result.ok
+    blocked = result.problem().split("cannot reach ")[1].split(";")[0]
+    assert str(hidden).startswith(blocked) and blocked != "/"
+    assert not (tmp_path / "ran").exists()
 
 
 @pytest.mark.parametrize("backend", ISOLATING)
