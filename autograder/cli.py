@@ -78,7 +78,10 @@ def cmd_doctor(args) -> int:
     from autograder import sandbox
     from autograder.course_data import DataError, load_mnist, mnist_candidates
 
+    from autograder.batch import default_workers
+
     print(f"course folder: {course_config.COURSE_DIR}")
+    print(f"grading workers by default: {default_workers()} (the cores this process may use)")
     print(f"sandbox backends that work here: {', '.join(sandbox.available_backends())} "
           f"(using {sandbox.default_backend()})")
     for where, path in mnist_candidates():
@@ -128,6 +131,10 @@ def main(argv: list[str] | None = None) -> int:
 
     p = sub.add_parser("doctor", help="show the sandbox backend and where course data is found")
     p.set_defaults(func=cmd_doctor)
+
+    from autograder.gradescope import bundle as gradescope_bundle
+
+    gradescope_bundle.add_parser(sub)
 
     args = parser.parse_args(argv)
     try:
