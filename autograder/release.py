@@ -174,15 +174,18 @@ def sync_grading_cells(assignment: course_config.Assignment, course_dir: Path = 
     return True
 
 
+def nbgrader_env() -> dict[str, str]:
+    """The environment for nbgrader: the venv's scripts first on PATH (nbgrader runs ``alembic``)."""
+    return {**os.environ, "PATH": os.path.dirname(sys.executable) + os.pathsep + os.environ.get("PATH", "")}
+
+
 def _nbgrader(command: str, assignment: str, root: Path, *extra: str) -> None:
     """Run one nbgrader command in the scratch course ``root`` (its gradebook lives there too)."""
     argv = [
         sys.executable, "-m", "nbgrader", command, assignment, "--force",
         f"--CourseDirectory.root={root}", "--log-level=WARN", *extra,
     ]
-    # nbgrader runs `alembic` for its gradebook: it must find the venv's scripts on PATH.
-    env = {**os.environ, "PATH": os.path.dirname(sys.executable) + os.pathsep + os.environ.get("PATH", "")}
-    res = subprocess.run(argv, cwd=root, capture_output=True, text=True, env=env)
+    res = subprocess.run(argv, cwd=root, capture_output=True, text=True, env=nbgrader_env())
     if res.returncode != 0:
         raise ReleaseError(f"nbgrader {command} {assignment} failed:\n{res.stdout}{res.stderr}")
 

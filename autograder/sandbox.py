@@ -149,7 +149,7 @@ exec "$CHROOT" "$root" /bin/sh -c 'cd "$0" && exec "$@"' "$WORK" "$@"
 """
 
 
-def _unreachable_for_nobody(program: str) -> str | None:
+def unreachable_for_nobody(program: str) -> str | None:
     """The first path on the way to ``program`` (an executable) that other users cannot use, or None."""
     path = Path(shutil.which(program) or program).absolute()
     for target in (path, path.resolve()):
@@ -372,7 +372,7 @@ def run_job(
             env[key] = str(workdir / ".cache" / key.lower())
         if os.geteuid() == 0:
             drop = True
-            unreachable = _unreachable_for_nobody(argv[0])
+            unreachable = unreachable_for_nobody(argv[0])
             if unreachable:  # fail closed: never run student code as root
                 return SandboxResult(
                     returncode=126, seconds=0.0, backend=backend, limits={},

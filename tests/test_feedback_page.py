@@ -356,7 +356,17 @@ def test_browser_helper_reports_outside_requests(chromium, tmp_path):
 def test_browser_tests_skip_with_a_reason(monkeypatch):
     """Without chromium (or Playwright) the browser tests skip, saying what is missing."""
     monkeypatch.setattr(browser_helper, "CHROMIUM", "/nonexistent/chromium")
+    monkeypatch.delenv("CI", raising=False)
     assert "chromium" in browser_helper.missing() or "playwright" in browser_helper.missing()
     with pytest.raises(pytest.skip.Exception, match="browser test needs a headless chromium"):
+        with browser_helper.launch():
+            pass
+
+
+def test_browser_tests_fail_in_ci_without_a_browser(monkeypatch):
+    """In CI, where the Makefile installs chromium, a missing browser fails the test instead of hiding it."""
+    monkeypatch.setattr(browser_helper, "CHROMIUM", "/nonexistent/chromium")
+    monkeypatch.setenv("CI", "1")
+    with pytest.raises(pytest.fail.Exception, match="browser test needs a headless chromium"):
         with browser_helper.launch():
             pass

@@ -9,6 +9,7 @@ import sqlite3
 import subprocess
 import sys
 import warnings
+from unittest import mock
 from pathlib import Path
 
 import nbformat
@@ -18,6 +19,7 @@ from sqlalchemy.exc import SAWarning
 
 import course_config
 from autograder.exporters.gradebook import db_url_of, ensure_assignment, notebook_id, write_gradebook
+from autograder.release import nbgrader_env
 from autograder.results import CheckResult, StudentResult
 
 COURSE = course_config.COURSE_DIR
@@ -29,11 +31,6 @@ FRACTIONS = {
     "ben": [0, 0, 0, 0, 0],
     "cleo": [1, 1, 0, 1, 0.5],
 }
-
-
-def nbgrader_env() -> dict:
-    # nbgrader runs `alembic` for its gradebook: it must find the venv's scripts on PATH.
-    return {**os.environ, "PATH": os.path.dirname(sys.executable) + os.pathsep + os.environ.get("PATH", "")}
 
 
 def result(student: str, fractions, flags=()) -> StudentResult:
@@ -50,7 +47,8 @@ def results(**overrides) -> list[StudentResult]:
 def existing_course_db(path: Path) -> str:
     """A course gradebook that already has another assignment, its students and a grade."""
     url = db_url_of(path)
-    with Gradebook(url) as gb:
+    # nbgrader's Gradebook runs `alembic` to create a database: the venv's, as an activated venv would.
+    with mock.patch.dict(os.environ, nbgrader_env()), Gradebook(url) as gb:
         gb.add_assignment("hw0")
         gb.add_notebook("intro", "hw0")
         gb.add_grade_cell("q1", "intro", "hw0", max_score=3, cell_type="code")

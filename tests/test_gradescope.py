@@ -10,7 +10,6 @@ The tree lives in a world-traversable folder, like /autograder on Gradescope: py
 
 from __future__ import annotations
 
-import functools
 import hashlib
 import json
 import math
@@ -37,13 +36,9 @@ RELEASE = COURSE / "release" / A.name
 # ------------------------------------------------------------------------------------------------
 # Helpers: build, unpack, run
 # ------------------------------------------------------------------------------------------------
-@functools.lru_cache(maxsize=1)
 def build_command() -> tuple[str, ...]:
-    """``autograder gradescope`` (or the module behind it, where the CLI does not offer it yet)."""
-    cli = (sys.executable, "-m", "autograder", "gradescope")
-    if subprocess.run([*cli, "--help"], capture_output=True, env=clean_env()).returncode == 0:
-        return cli
-    return (sys.executable, "-m", "autograder.gradescope.bundle")
+    """The ``autograder gradescope`` command, as an instructor runs it."""
+    return (sys.executable, "-m", "autograder", "gradescope")
 
 
 def clean_env(**extra: str) -> dict[str, str]:
@@ -140,14 +135,14 @@ def nobody_python():
     This venv's interpreter may sit under a 0700 home (pyenv in /root): then a venv of the system's
     Python of the same version is made in a world-readable folder, its site-packages pointing at ours.
     """
-    if sandbox._unreachable_for_nobody(sys.executable) is None:
+    if sandbox.unreachable_for_nobody(sys.executable) is None:
         yield sys.executable
         return
     name = f"python{sys.version_info.major}.{sys.version_info.minor}"
     base = next((p for p in (f"/usr/bin/{name}", f"/usr/local/bin/{name}")
-                 if os.path.exists(p) and sandbox._unreachable_for_nobody(p) is None), None)
+                 if os.path.exists(p) and sandbox.unreachable_for_nobody(p) is None), None)
     packages = sysconfig.get_paths()["purelib"]
-    if base is None or sandbox._unreachable_for_nobody(packages):
+    if base is None or sandbox.unreachable_for_nobody(packages):
         pytest.skip(f"no {name} that uid {sandbox.NOBODY} can run with this venv's packages")
     folder = Path(tempfile.mkdtemp(prefix="ml4phys-venv-"))
     try:
@@ -390,7 +385,7 @@ def test_without_namespaces_a_grader_that_is_not_root_refuses(bundles, gradescop
 
 @pytest.mark.skipif(os.geteuid() != 0, reason="as root, backend none runs student code as uid 65534")
 def test_without_namespaces_a_python_nobody_can_run_is_required(bundles, gradescope_root):
-    if sandbox._unreachable_for_nobody(sys.executable) is None:
+    if sandbox.unreachable_for_nobody(sys.executable) is None:
         pytest.skip(f"uid {sandbox.NOBODY} can run this venv's Python here")
     root = gradescope_root(bundles("quick"))
     proc, results = run_autograder(root, **{sandbox.SANDBOX_ENV: "none"})

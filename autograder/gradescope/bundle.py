@@ -24,7 +24,6 @@ import argparse
 import hashlib
 import json
 import os
-import sys
 import zipfile
 from pathlib import Path
 
@@ -247,19 +246,3 @@ def cmd_gradescope(args) -> int:
     print("Gradescope: create a Programming Assignment, upload this zip as the autograder (base image: Ubuntu 22.04 "
           "or 24.04), and have students upload the notebook and the model files its save cell writes.")
     return 0
-
-
-def main(argv: list[str] | None = None) -> int:
-    """``python -m autograder.gradescope.bundle ASSIGNMENT --out autograder.zip [--profile P] [--execute]``."""
-    os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
-    parser = _configure(argparse.ArgumentParser(prog="autograder gradescope", description=__doc__.split("\n\n")[0]))
-    args = parser.parse_args(argv)
-    try:
-        return args.func(args)
-    except (ValueError, FileNotFoundError, RuntimeError) as exc:
-        print(f"autograder: error: {exc}", file=sys.stderr)
-        return 2
-
-
-if __name__ == "__main__":
-    sys.exit(main())

@@ -176,7 +176,7 @@ def choose_backend(source: Path) -> str:
     if exposed:
         raise Refused(f"the test data is readable by other users ({', '.join(exposed[:3])}) and no isolating "
                       "sandbox works here; refusing to run student code")
-    blocked = sandbox._unreachable_for_nobody(sys.executable)
+    blocked = sandbox.unreachable_for_nobody(sys.executable)
     if blocked:
         raise Refused(
             f"no isolating sandbox works here and the unprivileged user (uid {NOBODY}) that would run the "
