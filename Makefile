@@ -17,9 +17,9 @@ export TF_CPP_MIN_LOG_LEVEL ?= 2
 export PYTHONDONTWRITEBYTECODE = 1
 
 # The Makefile of a clean clone installs everything: the venv, bubblewrap and chromium (when root).
-.PHONY: install sandbox-tools browser demo test test-fast release check-release calibrate clean
+.PHONY: install system-tools demo test test-fast release check-release calibrate clean
 
-install: $(STAMP) sandbox-tools browser
+install: $(STAMP) system-tools
 
 $(STAMP): pyproject.toml
 	@$(PYTHON) -c 'import sys; sys.exit(0 if sys.version_info >= (3, 11) else "Python 3.11+ is needed, found " + sys.version.split()[0])'
@@ -28,25 +28,22 @@ $(STAMP): pyproject.toml
 	$(PY) -m pip install --quiet --disable-pip-version-check -e .
 	touch $(STAMP)
 
-# bubblewrap gives the grading sandbox its own filesystem view. Installed when we can (root with
-# apt-get); without it the sandbox falls back to Linux namespaces via unshare (see README).
-sandbox-tools:
-	@command -v bwrap >/dev/null 2>&1 || { \
+# System tools, installed when we can (root with apt-get), each only if missing:
+#   bwrap    (bubblewrap) gives the grading sandbox its own filesystem view; without it the sandbox
+#            falls back to Linux namespaces via unshare (see README);
+#   chromium renders the feedback pages in the browser test (Playwright drives it; its own browser
+#            download does not work offline); without it that test skips, saying so (fails in CI).
+system-tools:
+	@missing=""; \
+	command -v bwrap >/dev/null 2>&1 || missing="$$missing bubblewrap"; \
+	command -v chromium >/dev/null 2>&1 || missing="$$missing chromium"; \
+	if [ -n "$$missing" ]; then \
 	  if [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null 2>&1; then \
-	    echo "installing bubblewrap for the grading sandbox"; \
-	    (apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq bubblewrap) >/dev/null 2>&1 \
-	      || echo "note: could not install bubblewrap; the sandbox will use unshare"; \
-	  else echo "note: bwrap not found; the sandbox will use unshare (install bubblewrap for a stricter view)"; fi; }
-
-# Debian's chromium renders the feedback pages in the browser test (Playwright drives it; its own
-# browser download does not work offline). Installed when we can; the test skips, saying so, without it.
-browser:
-	@command -v chromium >/dev/null 2>&1 || { \
-	  if [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null 2>&1; then \
-	    echo "installing chromium for the feedback-page browser test"; \
-	    (apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium) >/dev/null 2>&1 \
-	      || echo "note: could not install chromium; the browser test will be skipped"; \
-	  else echo "note: chromium not found; the browser test will be skipped"; fi; }
+	    echo "installing$$missing (sandbox filesystem view, feedback-page browser test)"; \
+	    (apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq $$missing) >/dev/null 2>&1 \
+	      || echo "note: could not install$$missing (the sandbox uses unshare without bwrap; the browser test skips without chromium)"; \
+	  else echo "note: not found:$$missing (the sandbox uses unshare without bwrap; the browser test skips without chromium)"; fi; \
+	fi
 
 release: install
 	$(AUTOGRADER) release

@@ -128,12 +128,23 @@ class Assignment:
 
 @dataclass(frozen=True)
 class Limits:
-    """Sandbox limits for grading a saved model (the default, no re-execution)."""
+    """Sandbox limits for every job that runs student code or loads a student's model file.
+
+    The time and memory limits of re-executing a notebook are per profile (:class:`Profile`); the
+    rest hold for every job. ``autograder doctor`` shows how each is enforced on this machine.
+    """
 
     predict_time_limit_s: int
     predict_memory_limit_mb: int
     max_model_file_mb: int
-    max_file_write_mb: int  # largest file the sandboxed child may write
+    max_file_write_mb: int  # largest single file the sandboxed child may write
+    max_submission_mb: int  # a submission folder's files, copied into the working folder
+    disk_limit_mb: int  # all files in the working folder together (the submission's included)
+    tmp_limit_mb: int  # the private /tmp (RAM-backed: counted in the memory limit too)
+    max_processes: int  # processes and threads of one job together (TensorFlow alone starts dozens)
+    # Strict mode: refuse to grade unless the kernel enforces the memory, /tmp, disk and process
+    # limits (`autograder doctor` lists them). `autograder grade --strict` turns it on for one run.
+    require_kernel_limits: bool = False
 
 
 # --------------------------------------------------------------------------------------------
@@ -162,6 +173,10 @@ LIMITS = Limits(
     predict_memory_limit_mb=3072,
     max_model_file_mb=100,
     max_file_write_mb=512,
+    max_submission_mb=200,
+    disk_limit_mb=1024,
+    tmp_limit_mb=512,
+    max_processes=512,
 )
 
 # --------------------------------------------------------------------------------------------

@@ -254,11 +254,14 @@ def grade_assignments(
     backend: str | None = None,
     workers: int | None = None,
     regrade: bool = False,
+    strict: bool | None = None,
     log=sys.stderr,
 ) -> list[BatchReport]:
     """Grade several assignments in one pool of workers: ``{assignment: students or None for all}``.
 
     Submissions are handed to the workers in the order given (assignments, then students).
+    ``strict`` (default: course_config.LIMITS.require_kernel_limits) refuses to grade, before anything
+    is run, unless the kernel enforces every sandbox limit; otherwise each one it does not is warned about.
     """
     start = time.monotonic()
     profile = course_config.profile(profile_name)
@@ -269,6 +272,15 @@ def grade_assignments(
     if workers is not None and workers < 1:
         raise ValueError("--workers must be at least 1")
     backend = backend or sandbox.default_backend()
+    weak = sandbox.strict_problems(backend)
+    if weak and (course_config.LIMITS.require_kernel_limits if strict is None else strict):
+        raise RuntimeError(
+            "strict mode: the kernel does not enforce these sandbox limits here, so nothing was graded:\n  "
+            + "\n  ".join(weak)
+            + "\n(`autograder doctor` shows every limit; grade as root on a machine with cgroups and bubblewrap)"
+        )
+    for problem in weak:
+        print(f"WARNING: a sandbox limit the kernel does not enforce here: {problem}", file=log, flush=True)
     out_dir.mkdir(parents=True, exist_ok=True)
     names = {a.name: discover(submitted_dir, assignments[a.name]) for a in chosen}
     total = sum(len(v) for v in names.values())

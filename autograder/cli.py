@@ -44,6 +44,7 @@ def cmd_grade(args) -> int:
         backend=args.sandbox,
         workers=args.workers,
         regrade=args.regrade,
+        strict=True if args.strict else None,
     )
     print(table(report.results))
     if args.gradebook:
@@ -82,8 +83,14 @@ def cmd_doctor(args) -> int:
 
     print(f"course folder: {course_config.COURSE_DIR}")
     print(f"grading workers by default: {default_workers()} (the cores this process may use)")
-    print(f"sandbox backends that work here: {', '.join(sandbox.available_backends())} "
-          f"(using {sandbox.default_backend()})")
+    backend = sandbox.default_backend()
+    print(f"sandbox backends that work here: {', '.join(sandbox.available_backends())} (using {backend})")
+    limits = course_config.LIMITS
+    print(f"sandbox limits (course_config.LIMITS; notebook time and memory per profile): disk {limits.disk_limit_mb} MB, "
+          f"/tmp {limits.tmp_limit_mb} MB, {limits.max_processes} processes and threads, files up to "
+          f"{limits.max_file_write_mb} MB; strict mode {'required' if limits.require_kernel_limits else 'off'}")
+    for e in sandbox.enforcement(backend):
+        print(f"  {'kernel ' if e.kernel else 'WEAK   '} {e.resource}: {e.how}")
     for where, path in mnist_candidates():
         print(f"MNIST candidate {where}: {path} ({'present' if path.exists() else 'absent'})")
     try:
@@ -115,6 +122,8 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--workers", type=int, help="submissions graded at once, each in its own process (default: the number of cores)")
     p.add_argument("--regrade", action="store_true", help="grade every submission again, even if unchanged since its last result")
     p.add_argument("--gradebook", metavar="DB", help="also record every check's score in this nbgrader gradebook (path or sqlite URL)")
+    p.add_argument("--strict", action="store_true",
+                   help="refuse to grade unless the kernel enforces every sandbox limit (see `autograder doctor`)")
     p.set_defaults(func=cmd_grade)
 
     p = sub.add_parser("gradebook", help="record graded results in an nbgrader gradebook (gradebook.db)")

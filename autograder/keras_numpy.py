@@ -236,6 +236,13 @@ class _Config:
             raise Unsupported(f"{self.where}: {key}={v!r} is not supported")
         return v
 
+    def axis(self):
+        """An integer ``axis`` (default -1)."""
+        v = self.get("axis", -1)
+        if not _is_int(v):
+            raise Unsupported(f"{self.where}: axis={v!r} is not supported")
+        return v
+
     def seed(self):
         v = self.get("seed")
         if v is not None and not _is_int(v):
@@ -1253,10 +1260,7 @@ class _BatchNormalization(_Layer):
     def __init__(self, c):
         super().__init__(c)
         c.base()
-        axis = c.get("axis", -1)
-        if not _is_int(axis):
-            raise Unsupported(f"{c.where}: axis={axis!r} is not supported")
-        self.axis = axis
+        self.axis = c.axis()
         c.number("momentum", 0.99)
         self.epsilon = c.number("epsilon", 1e-3, 0)
         self.center = c.boolean("center", True)
@@ -1333,10 +1337,7 @@ class _Concatenate(_Merge):
     def __init__(self, c):
         super().__init__(c)
         c.base()
-        axis = c.get("axis", -1)
-        if not _is_int(axis):
-            raise Unsupported(f"{c.where}: axis={axis!r} is not supported")
-        self.axis = axis
+        self.axis = c.axis()
 
     def build(self, shapes):
         rank = len(shapes[0]) + 1

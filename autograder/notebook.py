@@ -39,6 +39,8 @@ def execute_notebook(submission, workdir: Path, task, *, profile: course_config.
     """Run the student's notebook in the sandbox; on failure, say why in ``submission.notes``."""
     import nbformat
 
+    from autograder.submission import job_limits
+
     a = submission.assignment
     nb_path = workdir / a.notebook
     if not nb_path.is_file():
@@ -73,15 +75,18 @@ def execute_notebook(submission, workdir: Path, task, *, profile: course_config.
         time_limit_s=profile.execute_time_limit_s,
         memory_limit_mb=profile.memory_limit_mb,
         data_dir=task.sandbox_data_dir(),
-        max_file_mb=course_config.LIMITS.max_file_write_mb,
         backend=backend,
         threads=threads,
+        **job_limits(),
     )
     report = read_json(workdir / ".execution.json")
     submission.execution = {
         "status": "ok" if result.ok and report.get("status") == "ok" else "failed",
         "seconds": round(result.seconds, 1),
         "peak_memory_mb": round(result.peak_memory_mb),
+        "disk_used_mb": round(result.disk_used_mb, 1),
+        "output_mb": round(result.output_mb, 1),
+        "cpu_seconds": round(result.cpu_seconds, 1),
         "sandbox": result.backend,
     }
     submission.record_limits(result, "running the notebook")
@@ -89,12 +94,18 @@ def execute_notebook(submission, workdir: Path, task, *, profile: course_config.
     if keep_dir is not None and executed.is_file() and not executed.is_symlink():
         if executed.stat().st_size < 50 * 2**20:
             shutil.copyfile(executed, keep_dir / EXECUTED_NOTEBOOK)
-    if result.timed_out or result.memory_exceeded:
+    stopped = result.timed_out or result.memory_exceeded or result.disk_exceeded
+    if stopped:
         submission.notes.append(f"running the notebook stopped: {result.problem()}")
     elif report.get("status") == "error":
         submission.notes.append(describe_errors(report.get("errors", []), injected_at))
     elif not result.ok:
         submission.notes.append(f"running the notebook failed: {result.problem()}")
+    if result.processes_refused and not stopped:
+        submission.notes.append(
+            f"the process limit ({result.limits['max_processes']} processes and threads) was reached: the kernel "
+            f"refused {result.processes_refused} new one(s)"
+        )
 
 
 def describe_errors(errors: list[dict], injected_at: int | None = None) -> str:
@@ -114,6 +125,8 @@ def describe_errors(errors: list[dict], injected_at: int | None = None) -> str:
         if first.get("grade_id"):
             where += f" ({first['grade_id']})"
     hint = " (a `YOUR CODE HERE` cell is not filled in yet)" if first.get("ename") == "NotImplementedError" else ""
+    if sandbox.NO_SPACE in str(first.get("evalue")):
+        hint = f" ({sandbox.space_limits(course_config.LIMITS.tmp_limit_mb, course_config.LIMITS.disk_limit_mb)})"
     more = f"; {len(errors) - 1} later cell(s) failed too" if len(errors) > 1 else ""
     return f"the notebook raised {error}{where}{hint}{more}"
 

@@ -33,6 +33,8 @@ import tempfile
 import threading
 import time
 import warnings
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from functools import lru_cache
 from pathlib import Path
@@ -55,7 +57,7 @@ _ETC_FILES = (
 
 @dataclass
 class SandboxResult:
-    """How a sandboxed job ended."""
+    """How a sandboxed job ended, and what it used."""
 
     returncode: int | None
     seconds: float
@@ -66,21 +68,51 @@ class SandboxResult:
     stderr: str = ""
     backend: str = ""
     limits: dict = field(default_factory=dict)
+    disk_exceeded: bool = False
+    disk_used_mb: float = 0.0
+    processes_refused: int = 0  # forks the process limit refused
+    peak_processes: int = 0
+    output_mb: float = 0.0  # printed on stdout and stderr together (only the tails are kept)
+    cpu_seconds: float = 0.0
 
     @property
     def ok(self) -> bool:
-        return self.returncode == 0 and not self.timed_out and not self.memory_exceeded
+        return self.returncode == 0 and not self.timed_out and not self.memory_exceeded and not self.disk_exceeded
 
     def problem(self) -> str | None:
         """A one-line, student-facing reason the job failed (None if it succeeded)."""
         if self.timed_out:
             return f"time limit of {self.limits.get('time_limit_s')} s exceeded (stopped after {self.seconds:.0f} s)"
         if self.memory_exceeded:
-            return f"memory limit of {self.limits.get('memory_limit_mb')} MB exceeded"
+            return (f"memory limit of {self.limits.get('memory_limit_mb')} MB exceeded (files written to /tmp "
+                    "and to the working folder live in memory and count too)")
+        if self.disk_exceeded:
+            return (f"disk limit of {self.limits.get('disk_limit_mb')} MB exceeded (all files in the working "
+                    "folder together)")
         if self.returncode != 0:
             tail = last_line(self.stderr) or last_line(self.stdout)
+            if NO_SPACE in self.stderr[-4096:] or NO_SPACE in self.stdout[-4096:]:
+                tail = (f"{tail} ({space_limits(self.limits.get('tmp_limit_mb'), self.limits.get('disk_limit_mb'))})"
+                        if tail else space_limits(self.limits.get("tmp_limit_mb"), self.limits.get("disk_limit_mb")))
+            if self.processes_refused:
+                tail = (f"process limit of {self.limits.get('max_processes')} processes and threads reached"
+                        + (f"; {tail}" if tail else ""))
             return f"exited with code {self.returncode}" + (f": {tail}" if tail else "")
         return None
+
+    def limits_hit(self) -> list[str]:
+        """The names of the limits this job ran into (for the batch summary)."""
+        hit = [("time limit", self.timed_out), ("memory limit", self.memory_exceeded),
+               ("disk limit", self.disk_exceeded), ("process limit", self.processes_refused > 0)]
+        return [name for name, happened in hit if happened]
+
+
+NO_SPACE = "No space left on device"
+
+
+def space_limits(tmp_mb, disk_mb) -> str:
+    """What a student reads when a write failed for lack of space."""
+    return f"no space left: /tmp is limited to {tmp_mb} MB and the working folder to {disk_mb} MB"
 
 
 def last_line(text: str) -> str:
@@ -108,10 +140,10 @@ def _readonly_roots() -> list[str]:
     return paths
 
 
-def _bwrap_argv(workdir: Path, data_dir: Path | None, inner: list[str]) -> list[str]:
+def _bwrap_argv(workdir: Path, data_dir: Path | None, inner: list[str], tmp_mb: int) -> list[str]:
     argv = ["bwrap", "--unshare-all", "--die-with-parent", "--new-session",
             "--uid", str(NOBODY), "--gid", str(NOBODY), "--hostname", "sandbox",
-            "--proc", "/proc", "--dev", "/dev", "--tmpfs", "/tmp"]
+            "--proc", "/proc", "--dev", "/dev", "--size", str(tmp_mb * 2**20), "--tmpfs", "/tmp"]
     for path in _readonly_roots():
         if os.path.islink(path):  # e.g. /lib -> usr/lib on merged-/usr systems
             argv += ["--symlink", os.readlink(path), path]
@@ -131,7 +163,7 @@ mount -t tmpfs -o mode=755 sandbox "$root"
 mkdir -p "$root/proc" "$root/dev" "$root/tmp" "$root$WORK"
 mount -t proc proc "$root/proc"
 mount --rbind /dev "$root/dev"
-mount -t tmpfs -o mode=1777 tmp "$root/tmp"
+mount -t tmpfs -o "mode=1777,size=${TMP_MB}m" tmp "$root/tmp"
 for p in $RO_PATHS; do
   if [ -L "$p" ]; then ln -s "$(readlink "$p")" "$root$p"; continue; fi
   if [ -d "$p" ]; then mkdir -p "$root$p"; else mkdir -p "$root$(dirname "$p")"; touch "$root$p"; fi
@@ -173,7 +205,7 @@ def _give_to_nobody(workdir: Path, data_dir: Path | None) -> None:
                 os.chmod(os.path.join(dirpath, name), 0o644)
 
 
-def _unshare_argv(workdir: Path, data_dir: Path | None, inner: list[str]) -> tuple[list[str], dict]:
+def _unshare_argv(workdir: Path, data_dir: Path | None, inner: list[str], tmp_mb: int) -> tuple[list[str], dict]:
     userns = os.geteuid() != 0
     if not userns:
         _give_to_nobody(workdir, data_dir)
@@ -188,6 +220,7 @@ def _unshare_argv(workdir: Path, data_dir: Path | None, inner: list[str]) -> tup
         "DATA": DATA,
         "DATA_SRC": str(data_dir) if data_dir else "",
         "NOBODY": str(NOBODY),
+        "TMP_MB": str(tmp_mb),
         "USERNS": "1" if userns else "",
         "CHROOT": shutil.which("chroot") or "chroot",
         "PATH": "/usr/sbin:/usr/bin:/sbin:/bin",
@@ -237,11 +270,12 @@ def default_backend() -> str:
     return backend
 
 
-def _wrap(backend: str, workdir: Path, data_dir: Path | None, inner: list[str]) -> tuple[list[str], dict]:
+def _wrap(backend: str, workdir: Path, data_dir: Path | None, inner: list[str],
+          tmp_mb: int = 64) -> tuple[list[str], dict]:
     if backend == "bwrap":
-        return _bwrap_argv(workdir, data_dir, inner), {}
+        return _bwrap_argv(workdir, data_dir, inner, tmp_mb), {}
     if backend == "unshare":
-        return _unshare_argv(workdir, data_dir, inner)
+        return _unshare_argv(workdir, data_dir, inner, tmp_mb)
     return inner, {}
 
 
@@ -271,7 +305,7 @@ def _base_env() -> dict[str, str]:
 # ------------------------------------------------------------------------------------------------
 # Resource limits
 # ------------------------------------------------------------------------------------------------
-def _set_rlimits(max_file_mb: int, cpu_seconds: int) -> None:  # runs in the child before exec
+def _set_rlimits(max_file_mb: int, cpu_seconds: int, max_processes: int = 0) -> None:  # in the child, before exec
     import resource
 
     def cap(which, value):
@@ -286,6 +320,8 @@ def _set_rlimits(max_file_mb: int, cpu_seconds: int) -> None:  # runs in the chi
     cap(resource.RLIMIT_FSIZE, max_file_mb * 2**20)
     cap(resource.RLIMIT_CPU, cpu_seconds)
     cap(resource.RLIMIT_NOFILE, 4096)
+    if max_processes:
+        cap(resource.RLIMIT_NPROC, max_processes)
 
 
 def _die_with_parent() -> None:
@@ -299,9 +335,19 @@ def _die_with_parent() -> None:
         pass
 
 
-def _child_setup(max_file_mb: int, cpu_seconds: int, drop_to_nobody: bool) -> None:  # in the child, before exec
+def _child_setup(max_file_mb: int, cpu_seconds: int, drop_to_nobody: bool, cgroup_procs: list[str],
+                 nproc: int) -> None:  # in the child, between fork and exec
     _die_with_parent()
-    _set_rlimits(max_file_mb, cpu_seconds)
+    for path in cgroup_procs:  # join the job's control groups before anything else runs; fail closed
+        try:
+            fd = os.open(path, os.O_WRONLY)
+            try:
+                os.write(fd, str(os.getpid()).encode())
+            finally:
+                os.close(fd)
+        except OSError:
+            os._exit(125)
+    _set_rlimits(max_file_mb, cpu_seconds, nproc)
     if drop_to_nobody:
         # No namespace isolates this child: as root, run it as an unprivileged user, so that file
         # permissions keep the grader's files (test labels included) out of its reach. Fail closed.
@@ -338,6 +384,189 @@ def _tree_rss_mb(root_pid: int) -> float:
     return total / 2**20
 
 
+# ------------------------------------------------------------------------------------------------
+# The scratch folder: a size-limited file system of its own where the kernel allows one
+# ------------------------------------------------------------------------------------------------
+SCRATCH_PREFIX = "autograder-scratch-"
+_MS_NOSUID, _MS_NODEV, _MNT_DETACH = 2, 4, 2
+
+
+def _libc():
+    import ctypes
+
+    return ctypes.CDLL(None, use_errno=True)
+
+
+def _mount_tmpfs(path: Path, size_mb: int) -> None:
+    import ctypes
+
+    options = f"size={size_mb}m,mode=0700".encode()
+    if _libc().mount(b"tmpfs", str(path).encode(), b"tmpfs", _MS_NOSUID | _MS_NODEV, options) != 0:
+        err = ctypes.get_errno()
+        raise OSError(err, os.strerror(err))
+
+
+def _unmount(path: Path) -> None:
+    _libc().umount2(str(path).encode(), _MNT_DETACH)
+
+
+@lru_cache(maxsize=None)
+def scratch_problem() -> str:
+    """"" if scratch folders can be size-limited file systems here, else why not."""
+    if os.geteuid() != 0:
+        return "the grader is not root, so it cannot mount a size-limited scratch file system"
+    probe = Path(tempfile.mkdtemp(prefix=f"{SCRATCH_PREFIX}probe-"))
+    try:
+        _mount_tmpfs(probe, 1)
+        _unmount(probe)
+        return ""
+    except OSError as exc:
+        return f"mounting a tmpfs failed ({exc.strerror})"
+    finally:
+        probe.rmdir()
+
+
+def _remove_stale_scratch() -> None:
+    """Unmount and remove scratch folders of graders that died (kill -9), freeing their memory."""
+    try:
+        lines = Path("/proc/self/mountinfo").read_text().splitlines()
+    except OSError:
+        return
+    for line in lines:
+        point = Path(line.split()[4])
+        if not point.name.startswith(SCRATCH_PREFIX):
+            continue
+        owner = point.name[len(SCRATCH_PREFIX):].split("-")[0]
+        if owner.isdigit() and int(owner) != os.getpid() and not Path(f"/proc/{owner}").exists():
+            _unmount(point)
+            shutil.rmtree(point, ignore_errors=True)
+
+
+@contextmanager
+def scratch(disk_limit_mb: int) -> Iterator[Path]:
+    """A fresh working folder for one submission or job, removed afterwards.
+
+    Where the grader may mount (root), it is a tmpfs of ``disk_limit_mb``: the kernel refuses writes
+    beyond it (``No space left on device``) and the pages count toward the writer's memory limit.
+    Elsewhere it is a plain temporary folder, and :func:`run_job` polls its size instead.
+    """
+    path = Path(tempfile.mkdtemp(prefix=f"{SCRATCH_PREFIX}{os.getpid()}-"))
+    mounted = False
+    if not scratch_problem():
+        _remove_stale_scratch()
+        try:
+            _mount_tmpfs(path, disk_limit_mb)
+            mounted = True
+        except OSError:
+            pass
+    try:
+        yield path
+    finally:
+        if mounted:
+            _unmount(path)
+        shutil.rmtree(path, ignore_errors=True)
+
+
+def _folder_mb(path: Path) -> float:
+    """Megabytes used by the files under ``path``: the file system's own count for a scratch mount."""
+    if os.path.ismount(path):
+        st = os.statvfs(path)
+        return (st.f_blocks - st.f_bfree) * st.f_frsize / 2**20
+    total = 0
+    for dirpath, _, filenames in os.walk(path):
+        for name in filenames:
+            try:
+                total += os.lstat(os.path.join(dirpath, name)).st_blocks * 512
+            except OSError:
+                pass
+    return total / 2**20
+
+
+# ------------------------------------------------------------------------------------------------
+# How each limit is enforced here
+# ------------------------------------------------------------------------------------------------
+@dataclass(frozen=True)
+class Enforcement:
+    resource: str
+    kernel: bool  # enforced by the kernel (not by the grader watching)
+    how: str
+
+
+def enforcement(backend: str | None = None) -> list[Enforcement]:
+    """For every limit, whether the kernel enforces it on this machine with ``backend``, and how."""
+    from autograder import cgroups
+
+    backend = backend or default_backend()
+    cg = cgroups.support()
+    rows = []
+    if cg.memory:
+        rows.append(Enforcement("memory", True, f"cgroup v{cg.version} memory controller (processes and files "
+                                                 "in RAM-backed folders together; the kernel's OOM killer stops the job)"))
+    else:
+        rows.append(Enforcement("memory", False, f"polled: resident memory of the process tree every 0.25 s; files "
+                                                 f"in RAM-backed folders are not counted ({cg.reason})"))
+    disk_kernel = not scratch_problem()
+    if backend == "none":
+        rows.append(Enforcement("/tmp", disk_kernel, "no private /tmp: TMPDIR is the working folder (disk limit)"))
+    else:
+        rows.append(Enforcement("/tmp", True, f"private tmpfs with a size limit ({backend})"))
+    if disk_kernel:
+        rows.append(Enforcement("disk", True, "the working folder is a tmpfs of the limit's size (writes beyond it "
+                                              "fail with ENOSPC; the pages count toward the memory limit too)"))
+    else:
+        rows.append(Enforcement("disk", False, f"polled: the working folder's size every 0.5 s, plus a per-file "
+                                               f"size limit (RLIMIT_FSIZE); {scratch_problem()}"))
+    if cg.pids:
+        rows.append(Enforcement("processes", True, f"cgroup v{cg.version} pids controller (processes and threads)"))
+    elif backend == "none" and os.geteuid() == 0:
+        rows.append(Enforcement("processes", True, f"RLIMIT_NPROC for uid {NOBODY}, which only the job uses"))
+    else:
+        rows.append(Enforcement("processes", False, f"NOT LIMITED: no pids controller ({cg.reason})"))
+    rows.append(Enforcement("cpu time", True, "RLIMIT_CPU per process; the wall-time limit bounds the rest"))
+    rows.append(Enforcement("wall time", True, "the grader kills the job's process group"
+                                               + (" and control group" if cg.version else "") + " at the limit"))
+    leftovers = {"bwrap": "its own PID namespace (everything dies with it)",
+                 "unshare": "its own PID namespace (everything dies with it)"}.get(backend, "")
+    if cg.version:
+        leftovers = (leftovers + "; " if leftovers else "") + "every process in its control group is killed"
+    rows.append(Enforcement("processes left running", bool(leftovers),
+                            leftovers or "NOT CLEANED UP: processes that leave the job's process group survive it"))
+    rows.append(Enforcement("output", True, "stdout and stderr are pipes the grader reads; only their tails are "
+                                            "kept, nothing is written to the grader's disk"))
+    return rows
+
+
+def strict_problems(backend: str | None = None) -> list[str]:
+    """The limits the kernel does not enforce here (strict mode refuses to grade while any is listed)."""
+    return [f"{e.resource}: {e.how}" for e in enforcement(backend) if not e.kernel]
+
+
+# ------------------------------------------------------------------------------------------------
+# Running a job
+# ------------------------------------------------------------------------------------------------
+class _Tail(threading.Thread):
+    """Reads a pipe to its end, keeping only the last ``limit`` bytes and counting all of them."""
+
+    def __init__(self, stream, limit: int = 64 * 1024):
+        super().__init__(daemon=True)
+        self.stream, self.limit = stream, limit
+        self.buffer = bytearray()
+        self.total = 0
+
+    def run(self):
+        try:
+            while chunk := self.stream.read1(1 << 16):
+                self.total += len(chunk)
+                self.buffer += chunk
+                if len(self.buffer) > 2 * self.limit:
+                    del self.buffer[:-self.limit]
+        except (OSError, ValueError):
+            pass
+
+    def text(self) -> str:
+        return bytes(self.buffer[-self.limit:]).decode("utf-8", errors="replace")
+
+
 def run_job(
     argv: list[str],
     workdir: Path,
@@ -346,6 +575,9 @@ def run_job(
     memory_limit_mb: int,
     data_dir: Path | None = None,
     max_file_mb: int = 512,
+    disk_limit_mb: int = 1024,
+    tmp_limit_mb: int = 512,
+    max_processes: int = 512,
     backend: str | None = None,
     extra_env: dict[str, str] | None = None,
     threads: int = 0,
@@ -356,12 +588,18 @@ def run_job(
     is visible beyond the system and the Python installation (backend ``none`` excepted: there, a
     grader running as root runs the child as uid 65534, so file permissions protect its files).
     ``threads`` > 0 caps the numerical libraries' thread pools (several jobs share the cores).
+    Limits: see :func:`enforcement` for how each is enforced here; ``workdir`` should come from
+    :func:`scratch` so that its size limit is the kernel's.
     """
+    from autograder import cgroups
+
     backend = backend or default_backend()
     workdir = Path(workdir).resolve()
+    limits = {"time_limit_s": time_limit_s, "memory_limit_mb": memory_limit_mb, "disk_limit_mb": disk_limit_mb,
+              "tmp_limit_mb": tmp_limit_mb, "max_processes": max_processes}
     if backend == "none":  # no namespace: map the fixed child paths onto the real folders
         argv = [a.replace(WORK, str(workdir)).replace(DATA, str(data_dir or workdir)) for a in argv]
-    full_argv, wrap_env = _wrap(backend, workdir, data_dir, argv)
+    full_argv, wrap_env = _wrap(backend, workdir, data_dir, argv, tmp_limit_mb)
     env = {**_base_env(), **wrap_env, **(extra_env or {})}
     if threads > 0:
         env.update({key: str(threads) for key in THREAD_VARS})
@@ -375,65 +613,107 @@ def run_job(
             unreachable = unreachable_for_nobody(argv[0])
             if unreachable:  # fail closed: never run student code as root
                 return SandboxResult(
-                    returncode=126, seconds=0.0, backend=backend, limits={},
+                    returncode=126, seconds=0.0, backend=backend, limits=limits,
                     stderr=f"sandbox: refusing to run as root, and uid {NOBODY} cannot reach {unreachable}; install "
                            "the kit's Python where an unprivileged user can run it (e.g. a venv under /opt), or "
                            "install bubblewrap",
                 )
             _give_to_nobody(workdir, data_dir)
-    limits = {"time_limit_s": time_limit_s, "memory_limit_mb": memory_limit_mb}
+    group = None
+    if cgroups.support().version:
+        try:
+            group = cgroups.JobGroup(memory_limit_mb, max_processes)
+        except OSError:
+            group = None
+    procs_files = group.procs_files() if group else []
+    nproc = max_processes if drop and not (group and "pids" in group.enforces) else 0
+    kernel_memory = group is not None and "memory" in group.enforces
+    kernel_disk = os.path.ismount(workdir)
     cpu_seconds = int(time_limit_s * (os.cpu_count() or 1)) + 60
-    with tempfile.TemporaryDirectory(prefix="sandbox-log-") as logs:
-        out_path, err_path = Path(logs) / "stdout", Path(logs) / "stderr"
-        with open(out_path, "wb") as out, open(err_path, "wb") as err:
-            start = time.monotonic()
-            proc = subprocess.Popen(  # noqa: S603 - argv built above, no shell
-                full_argv,
-                cwd=str(workdir) if backend == "none" else "/",
-                env=env,
-                stdin=subprocess.DEVNULL,
-                stdout=out,
-                stderr=err,
-                start_new_session=True,
-                preexec_fn=lambda: _child_setup(max_file_mb, cpu_seconds, drop),
-            )
-            peak = [0.0]
-            over = threading.Event()
-            stop = threading.Event()
+    import resource
 
-            def watch():
-                while not stop.wait(0.25):
-                    used = _tree_rss_mb(proc.pid)
-                    peak[0] = max(peak[0], used)
-                    if used > memory_limit_mb:
-                        over.set()
-                        _kill(proc)
-                        return
-
-            watcher = threading.Thread(target=watch, daemon=True)
-            watcher.start()
-            timed_out = False
-            try:
-                proc.wait(timeout=time_limit_s)
-            except subprocess.TimeoutExpired:
-                timed_out = True
-                _kill(proc)
-                proc.wait()
-            finally:
-                stop.set()
-                watcher.join()
-            seconds = time.monotonic() - start
-        return SandboxResult(
-            returncode=proc.returncode,
-            seconds=seconds,
-            timed_out=timed_out,
-            memory_exceeded=over.is_set(),
-            peak_memory_mb=peak[0],
-            stdout=_tail(out_path),
-            stderr=_tail(err_path),
-            backend=backend,
-            limits=limits,
+    cpu_before = resource.getrusage(resource.RUSAGE_CHILDREN)
+    start = time.monotonic()
+    try:
+        proc = subprocess.Popen(  # noqa: S603 - argv built above, no shell
+            full_argv,
+            cwd=str(workdir) if backend == "none" else "/",
+            env=env,
+            stdin=subprocess.DEVNULL,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+            start_new_session=True,
+            preexec_fn=lambda: _child_setup(max_file_mb, cpu_seconds, drop, procs_files, nproc),
         )
+    except BaseException:
+        if group:
+            group.close()
+        raise
+    tails = [_Tail(proc.stdout), _Tail(proc.stderr)]
+    for t in tails:
+        t.start()
+    peak = [0.0]
+    memory_over, disk_over = threading.Event(), threading.Event()
+    stop = threading.Event()
+
+    def watch():
+        rounds = 0
+        while not stop.wait(0.25):
+            rounds += 1
+            if not kernel_memory:
+                used = _tree_rss_mb(proc.pid)
+                peak[0] = max(peak[0], used)
+                if used > memory_limit_mb:
+                    memory_over.set()
+                    _kill(proc)
+                    return
+            if not kernel_disk and rounds % 2 == 0 and _folder_mb(workdir) > disk_limit_mb:
+                disk_over.set()
+                _kill(proc)
+                return
+
+    watcher = threading.Thread(target=watch, daemon=True)
+    watcher.start()
+    timed_out = False
+    try:
+        proc.wait(timeout=time_limit_s)
+    except subprocess.TimeoutExpired:
+        timed_out = True
+        _kill(proc)
+        proc.wait()
+    finally:
+        stop.set()
+        watcher.join()
+    seconds = time.monotonic() - start
+    usage = {}
+    if group is not None:
+        usage = group.usage()
+        group.close()  # kills whatever is left, escaped process groups included
+    for t in tails:
+        t.join(timeout=5)
+    cpu_after = resource.getrusage(resource.RUSAGE_CHILDREN)
+    disk_used = _folder_mb(workdir)
+    if kernel_disk:  # a full scratch file system: the kernel refused the write that would pass the limit
+        st = os.statvfs(workdir)
+        if st.f_bavail * st.f_frsize < 2**20:
+            disk_over.set()
+    return SandboxResult(
+        returncode=proc.returncode,
+        seconds=seconds,
+        timed_out=timed_out,
+        memory_exceeded=memory_over.is_set() or usage.get("oom_kills", 0) > 0,
+        peak_memory_mb=usage.get("peak_memory_mb", peak[0]),
+        stdout=tails[0].text(),
+        stderr=tails[1].text(),
+        backend=backend,
+        limits=limits,
+        disk_exceeded=disk_over.is_set(),
+        disk_used_mb=disk_used,
+        processes_refused=usage.get("refused_forks", 0),
+        peak_processes=usage.get("peak_processes", 0),
+        output_mb=(tails[0].total + tails[1].total) / 2**20,
+        cpu_seconds=(cpu_after.ru_utime + cpu_after.ru_stime) - (cpu_before.ru_utime + cpu_before.ru_stime),
+    )
 
 
 def _kill(proc: subprocess.Popen) -> None:
@@ -441,13 +721,6 @@ def _kill(proc: subprocess.Popen) -> None:
         os.killpg(proc.pid, signal.SIGKILL)
     except (ProcessLookupError, PermissionError):
         pass
-
-
-def _tail(path: Path, limit: int = 64 * 1024) -> str:
-    with open(path, "rb") as f:
-        f.seek(0, os.SEEK_END)
-        f.seek(max(0, f.tell() - limit))
-        return f.read().decode("utf-8", errors="replace")
 
 
 def install_job(workdir: Path) -> None:

@@ -18,7 +18,6 @@ from __future__ import annotations
 import contextlib
 import io
 import shutil
-import tempfile
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -34,7 +33,6 @@ from autograder.notebook import execute_notebook, read_json
 from autograder.results import CheckResult, StudentResult
 from autograder.skops_file import inspect_skops
 
-MAX_SUBMISSION_MB = 200
 
 
 @dataclass
@@ -57,10 +55,14 @@ class Submission:
     limits_hit: list[str] = field(default_factory=list)
 
     def record_limits(self, result: sandbox.SandboxResult, what: str) -> None:
-        if result.timed_out:
-            self.limits_hit.append(f"time limit ({what})")
-        if result.memory_exceeded:
-            self.limits_hit.append(f"memory limit ({what})")
+        self.limits_hit += [f"{limit} ({what})" for limit in result.limits_hit()]
+
+
+def job_limits() -> dict:
+    """The limits every sandboxed job gets from course_config, as :func:`sandbox.run_job` arguments."""
+    limits = course_config.LIMITS
+    return {"max_file_mb": limits.max_file_write_mb, "disk_limit_mb": limits.disk_limit_mb,
+            "tmp_limit_mb": limits.tmp_limit_mb, "max_processes": limits.max_processes}
 
 
 def copy_submission(src: Path, dst: Path, notes: list[str]) -> None:
@@ -79,8 +81,9 @@ def copy_submission(src: Path, dst: Path, notes: list[str]) -> None:
         if not path.is_file():
             continue
         total += path.stat().st_size
-        if total > MAX_SUBMISSION_MB * 2**20:
-            notes.append(f"submission is larger than {MAX_SUBMISSION_MB} MB; {rel} and later files were ignored")
+        if total > course_config.LIMITS.max_submission_mb * 2**20:
+            notes.append(f"submission is larger than {course_config.LIMITS.max_submission_mb} MB; {rel} and later "
+                         "files were ignored")
             break
         (dst / rel).parent.mkdir(parents=True, exist_ok=True)
         shutil.copyfile(path, dst / rel)
@@ -109,8 +112,7 @@ def predict(submission: Submission, spec: course_config.ModelSpec, model_path: P
     except ValueError as exc:
         submission.prediction_problems[spec.name] = str(exc)
         return
-    with tempfile.TemporaryDirectory(prefix="autograder-predict-") as tmp:
-        workdir = Path(tmp)
+    with sandbox.scratch(limits.disk_limit_mb) as workdir:
         shutil.copyfile(model_path, workdir / spec.file)
         sandbox.install_job(workdir)
         argv = sandbox.python_argv(
@@ -123,9 +125,9 @@ def predict(submission: Submission, spec: course_config.ModelSpec, model_path: P
             time_limit_s=limits.predict_time_limit_s,
             memory_limit_mb=limits.predict_memory_limit_mb,
             data_dir=task.predict_data_dir(),
-            max_file_mb=limits.max_file_write_mb,
             backend=backend,
             threads=threads,
+            **job_limits(),
         )
         submission.record_limits(result, f"predicting with {spec.file}")
         if not result.ok:
@@ -164,8 +166,7 @@ def prepare_submission(
 ) -> Submission:
     """Everything the checks need to know about one student's submission."""
     submission = Submission(student=student, assignment=assignment, profile=profile.name, labels=task.labels)
-    with tempfile.TemporaryDirectory(prefix="autograder-submission-") as tmp:
-        workdir = Path(tmp)
+    with sandbox.scratch(course_config.LIMITS.disk_limit_mb) as workdir:
         copy_submission(src, workdir, submission.notes)
         if execute:
             execute_notebook(submission, workdir, task, profile=profile, backend=backend, keep_dir=keep_dir,

@@ -20,7 +20,6 @@ import argparse
 import datetime as dt
 import json
 import os
-import platform
 import shutil
 import statistics
 import sys
@@ -32,25 +31,12 @@ os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 import course_config  # noqa: E402
+from machine import describe as describe_machine  # noqa: E402  (bench/machine.py)
 from autograder import sandbox, tasks  # noqa: E402
 from autograder.notebook import inject_parameters  # noqa: E402
 from autograder.submission import prepare_submission  # noqa: E402
 
 DOCS = course_config.COURSE_DIR / "docs"
-
-
-def machine() -> str:
-    cpu = platform.processor() or platform.machine()
-    try:
-        for line in Path("/proc/cpuinfo").read_text().splitlines():
-            if line.startswith("model name"):
-                cpu = line.split(":", 1)[1].strip()
-                break
-    except OSError:
-        pass
-    import keras
-
-    return f"{os.cpu_count()} cores, {cpu}; Python {platform.python_version()}, Keras {keras.__version__} ({keras.backend.backend()})"
 
 
 def run_once(assignment, profile, seed: int, task, backend: str) -> dict:
@@ -219,7 +205,7 @@ def main(argv=None) -> int:
     backend = sandbox.default_backend()
     if args.reference_curves:
         return record_reference_curves(args.profile or ["quick"], backend)
-    where = machine()
+    where = describe_machine(keras=True)
     runs = []
     for name in args.assignment or list(course_config.ASSIGNMENTS):
         assignment = course_config.assignment(name)

@@ -25,7 +25,6 @@ from __future__ import annotations
 import argparse
 import datetime as dt
 import os
-import platform
 import shutil
 import subprocess
 import sys
@@ -37,6 +36,7 @@ os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 import course_config  # noqa: E402
+from machine import describe as describe_machine  # noqa: E402  (bench/machine.py)
 
 ASSIGNMENT = course_config.MNIST_CNN
 DOCS = course_config.COURSE_DIR / "docs"
@@ -120,18 +120,6 @@ def our_layout(course: Path, students: list[str], target: Path) -> int:
     return models
 
 
-def machine() -> str:
-    cpu = platform.machine()
-    try:
-        for line in Path("/proc/cpuinfo").read_text().splitlines():
-            if line.startswith("model name"):
-                cpu = line.split(":", 1)[1].strip()
-                break
-    except OSError:
-        pass
-    return f"{os.cpu_count()} cores, {cpu}; Python {platform.python_version()}"
-
-
 def main(argv=None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--students", type=int, default=24, help="valid submissions (3 broken ones are added)")
@@ -183,7 +171,7 @@ def main(argv=None) -> int:
         "(saved-model mode, every model predicted in a sandbox of its own; the whole command timed,",
         "process start included).",
         "",
-        f"Machine: {machine()}",
+        f"Machine: {describe_machine()}",
         f"Date: {dt.date.today().isoformat()}",
         f"Class: {n} submissions ({args.students} valid with distinct seeds, {len(BROKEN)} broken: "
         f"{', '.join(BROKEN)}); {models} saved a model.",

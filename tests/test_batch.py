@@ -15,7 +15,7 @@ import pytest
 import course_config
 from autograder import batch
 from autograder.results import RECORD_FILE, load_records
-from tests.conftest import make_submission, train_dense
+from tests.helpers import make_submission, train_dense
 
 A = course_config.MNIST_DENSE
 
@@ -176,3 +176,28 @@ def test_kill_9_mid_batch_then_resume_equals_an_uninterrupted_run(klass, tmp_pat
     assert records(out) == records(tmp_path / "full")
     assert (out / "grades.csv").read_text() == (tmp_path / "full" / "grades.csv").read_text()
     assert "failures per check:" in resumed.stderr and "time and memory limits hit:" in resumed.stderr
+
+
+def without_cgroups(monkeypatch):
+    """Make this machine look like one without usable cgroups (the memory limit is then only polled)."""
+    from autograder import cgroups
+
+    monkeypatch.setattr(cgroups, "support", lambda: cgroups.Support(0, None, None, "no cgroup file system"))
+
+
+def test_strict_mode_refuses_to_grade_without_kernel_limits(klass, tmp_path, monkeypatch, capsys):
+    without_cgroups(monkeypatch)
+    out = tmp_path / "out"
+    with pytest.raises(RuntimeError, match="strict mode: the kernel does not enforce") as info:
+        batch.grade("mnist_dense", klass, out, workers=1, strict=True, log=sys.stdout)
+    assert "memory: polled" in str(info.value)
+    assert not (out / "grades.csv").exists()  # nothing was graded
+
+
+def test_without_kernel_limits_grading_warns_loudly(klass, tmp_path, monkeypatch):
+    without_cgroups(monkeypatch)
+    log = tmp_path / "log.txt"
+    with open(log, "w") as f:
+        report = batch.grade("mnist_dense", klass, tmp_path / "out", students=["s00"], workers=1, log=f)
+    assert "WARNING: a sandbox limit the kernel does not enforce here: memory: polled" in log.read_text()
+    assert report.results[0].score > 0  # graded all the same (the memory limit polled)

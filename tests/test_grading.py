@@ -11,7 +11,7 @@ import pytest
 
 import course_config
 from autograder import batch, notebook, submission
-from tests.conftest import make_submission
+from tests.helpers import make_submission
 
 A = course_config.MNIST_DENSE
 

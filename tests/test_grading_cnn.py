@@ -6,7 +6,7 @@ import pytest
 
 import course_config
 from autograder import batch
-from tests.conftest import make_submission
+from tests.helpers import make_submission
 
 CNN, AUG = course_config.MNIST_CNN, course_config.MNIST_AUGMENT
 

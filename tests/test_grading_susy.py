@@ -11,7 +11,7 @@ import pytest
 
 import course_config
 from autograder import batch, tasks
-from tests.conftest import make_submission
+from tests.helpers import make_submission
 
 S = course_config.SUSY
 FILES = {spec.name: spec.file for spec in S.models}

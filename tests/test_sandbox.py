@@ -6,6 +6,7 @@ import json
 import os
 import socket
 import sys
+import tempfile
 import textwrap
 import threading
 from pathlib import Path
@@ -14,7 +15,7 @@ import numpy as np
 import pytest
 
 import course_config
-from autograder import sandbox, tasks
+from autograder import cgroups, sandbox, tasks
 from autograder.course_data import mnist_candidates
 
 ISOLATING = [b for b in ("bwrap", "unshare") if b in sandbox.available_backends()]
@@ -217,3 +218,125 @@ def test_predict_job_uses_safe_mode(tmp_path, models_dir):
     assert not result.ok
     assert "safe_mode" in result.stderr or "Lambda" in result.stderr
     assert not (work / "p.npy").exists()
+
+
+# ------------------------------------------------------------------------------------------------
+# Limits on every resource, enforced by the kernel where this machine allows it
+# ------------------------------------------------------------------------------------------------
+KERNEL = {e.resource: e.kernel for e in sandbox.enforcement()}
+
+
+def machine_free() -> tuple[float, float]:
+    """(available memory, free space on the temporary folder's disk) in MB."""
+    for line in Path("/proc/meminfo").read_text().splitlines():
+        if line.startswith("MemAvailable:"):
+            memory = int(line.split()[1]) / 1024
+    st = os.statvfs(tempfile.gettempdir())
+    return memory, st.f_bavail * st.f_frsize / 2**20
+
+
+def run_limited(backend: str, script: str, **limits) -> sandbox.SandboxResult:
+    """A /bin/sh script in a fresh scratch folder with small limits; the machine must recover after it."""
+    limits = {"time_limit_s": 60, "memory_limit_mb": 300, "disk_limit_mb": 200, "tmp_limit_mb": 100,
+              "max_processes": 64, **limits}
+    memory_before, disk_before = machine_free()
+    with sandbox.scratch(limits["disk_limit_mb"]) as work:
+        result = sandbox.run_job(["/bin/sh", "-c", script], work, backend=backend, **limits)
+    memory_after, disk_after = machine_free()
+    assert memory_after > memory_before - 150, f"memory not given back: {memory_before:.0f} -> {memory_after:.0f} MB"
+    assert disk_after > disk_before - 50, f"disk not given back: {disk_before:.0f} -> {disk_after:.0f} MB"
+    return result
+
+
+def test_doctor_reports_how_each_limit_is_enforced():
+    rows = sandbox.enforcement()
+    assert {"memory", "/tmp", "disk", "processes", "cpu time", "wall time", "processes left running",
+            "output"} <= {e.resource for e in rows}
+    # strict mode lists exactly what the kernel does not enforce
+    assert len(sandbox.strict_problems()) == sum(not e.kernel for e in rows)
+
+
+@pytest.mark.skipif(not cgroups.support().version, reason=f"no usable cgroups here: {cgroups.support().reason}")
+def test_this_machine_enforces_memory_and_processes_in_the_kernel():
+    # Where cgroups can be used (as on the CI machines: v1 memory and pids, writable for root), they are.
+    assert KERNEL["memory"] == bool(cgroups.support().memory)
+    assert KERNEL["processes"] == bool(cgroups.support().pids)
+
+
+@pytest.mark.parametrize("backend", ISOLATING)
+def test_files_in_ram_count_toward_the_memory_limit(backend):
+    # 500 MB written to /tmp in 10 MB pieces: a tmpfs, so it is memory. /tmp's own limit is set above it.
+    result = run_limited(backend, "for i in $(seq 50); do head -c 10000000 /dev/zero > /tmp/f$i || exit 3; done; "
+                                  "echo survived", tmp_limit_mb=600)
+    assert not result.ok and "survived" not in result.stdout
+    if KERNEL["memory"]:
+        assert result.memory_exceeded
+        assert "memory limit of 300 MB exceeded" in result.problem()
+    else:  # the kernel refuses at /tmp's own size limit instead
+        assert result.returncode == 3
+
+
+@pytest.mark.parametrize("backend", ISOLATING)
+def test_tmp_has_its_own_size_limit(backend):
+    result = run_limited(backend, "for i in $(seq 30); do head -c 10000000 /dev/zero > /tmp/f$i || exit 3; done; "
+                                  "echo survived", memory_limit_mb=1024, tmp_limit_mb=100)
+    assert result.returncode == 3 and "No space left on device" in result.stderr
+    assert "/tmp is limited to 100 MB" in result.problem()
+
+
+@pytest.mark.parametrize("backend", ISOLATING)
+def test_disk_limit_stops_many_small_files(backend):
+    # 300 files of 1 MB, each far under the per-file limit: 300 MB against a 200 MB folder.
+    result = run_limited(backend, "i=0; while [ $i -lt 300 ]; do head -c 1000000 /dev/zero > f$i || exit 3; "
+                                  "i=$((i+1)); done; echo survived", memory_limit_mb=1024)
+    assert result.disk_exceeded and not result.ok
+    assert "disk limit of 200 MB exceeded" in result.problem()
+    assert "survived" not in result.stdout
+    assert result.disk_used_mb <= 200 + (0 if KERNEL["disk"] else 150)
+
+
+@pytest.mark.parametrize("backend", ISOLATING)
+def test_fork_bomb_is_refused_and_the_job_ends(backend):
+    if not KERNEL["processes"]:
+        pytest.skip("the process limit is not enforced by the kernel here (doctor says why)")
+    result = run_limited(backend, "bomb() { bomb | bomb & }; bomb; sleep 2; echo parent-alive", time_limit_s=30)
+    assert result.processes_refused > 0
+    assert "process limit" in " ".join(result.limits_hit())
+    assert result.peak_processes <= 64
+
+
+@pytest.mark.parametrize("backend", ISOLATING)
+def test_output_flood_keeps_only_the_tail(backend):
+    result = run_limited(backend, "head -c 300000000 /dev/zero | tr '\\0' x; echo; echo the-end")
+    assert result.ok
+    assert result.output_mb >= 286  # 300,000,000 bytes were printed ...
+    assert len(result.stdout) <= 64 * 1024 and result.stdout.rstrip().endswith("the-end")  # ... and 64 KB kept
+
+
+@pytest.mark.parametrize("backend", ISOLATING)
+def test_no_process_outlives_its_job(backend, tmp_path):
+    # A daemon that leaves the job's process group and session, then writes after the job is over.
+    result = run_limited(backend, "setsid sh -c 'sleep 2; echo late > late.txt; sleep 100' & echo started")
+    assert result.ok and "started" in result.stdout
+    import subprocess
+    import time
+
+    time.sleep(3)
+    leftover = subprocess.run(["pgrep", "-f", "sleep 100"], capture_output=True, text=True).stdout.split()
+    assert leftover == [], f"processes left running after the job: {leftover}"
+
+
+@pytest.mark.parametrize("backend", ISOLATING)
+def test_without_cgroups_memory_and_disk_are_polled(backend, tmp_path, monkeypatch):
+    # A machine without usable cgroups and without mount rights: the grader watches instead.
+    monkeypatch.setattr(cgroups, "support", lambda: cgroups.Support(0, None, None, "no cgroup file system"))
+    work = tmp_path / "plain"
+    work.mkdir()
+    memory = sandbox.run_job(["/bin/sh", "-c", 'a=$(head -c 600000000 /dev/zero | tr "\\0" a); echo survived'],
+                             work, backend=backend, time_limit_s=60, memory_limit_mb=300)
+    assert memory.memory_exceeded and "survived" not in memory.stdout
+    disk = sandbox.run_job(["/bin/sh", "-c", "i=0; while [ $i -lt 400 ]; do head -c 1000000 /dev/zero > f$i; "
+                                             "i=$((i+1)); sleep 0.01; done; echo survived"],
+                           work, backend=backend, time_limit_s=60, memory_limit_mb=1024, disk_limit_mb=100)
+    assert disk.disk_exceeded and "survived" not in disk.stdout
+    assert "disk limit of 100 MB exceeded" in disk.problem()
