@@ -113,6 +113,34 @@ def _flatten_layers(model_config: dict) -> list[Layer]:
     return layers
 
 
+def _check_structure(model_config, where: str = "the model") -> None:
+    """Raise ValueError, naming the place, unless the config has the shape Keras writes."""
+    def expect(value, kinds, what):
+        if not isinstance(value, kinds):
+            names = " or ".join("null" if k is type(None) else {"dict": "an object", "list": "a list",
+                                "str": "a string"}.get(k.__name__, k.__name__) for k in kinds)
+            raise ValueError(f"{what} is {type(value).__name__ if value is not None else 'null'}, expected {names}")
+
+    expect(model_config, (dict,), where)
+    cfg = model_config.get("config", {})
+    expect(cfg, (dict,), f"{where}: config")
+    layers = cfg.get("layers", [])
+    expect(layers, (list,), f"{where}: config.layers")
+    for i, entry in enumerate(layers):
+        expect(entry, (dict,), f"{where}: layer {i}")
+        expect(entry.get("class_name", "?"), (str,), f"{where}: layer {i} class_name")
+        for key in ("config", "build_config"):
+            expect(entry.get(key), (dict, type(None)), f"{where}: layer {i} {key}")
+        expect(entry.get("module"), (str, type(None)), f"{where}: layer {i} module")
+        if entry.get("class_name") in MODEL_CLASSES:
+            _check_structure(entry, f"{where}: layer {i}")
+        shape = (entry.get("config") or {}).get("batch_shape")
+        if shape is not None:
+            expect(shape, (list,), f"{where}: layer {i} batch_shape")
+    expect(model_config.get("build_config", {}), (dict, type(None)), f"{where}: build_config")
+    expect(cfg.get("output_layers"), (list, type(None)), f"{where}: config.output_layers")
+
+
 def _input_shape(model_config: dict) -> tuple | None:
     cfg = model_config.get("config", {})
     for entry in cfg.get("layers", []):
@@ -188,11 +216,19 @@ def inspect_model(path: str | Path, *, max_mb: float = 100) -> ModelInfo:
             h5 = zf.read("model.weights.h5") if "model.weights.h5" in names else b""
     except ModelFileError:
         raise
-    except (zipfile.BadZipFile, json.JSONDecodeError, UnicodeDecodeError, OSError) as exc:
+    except json.JSONDecodeError as exc:
+        raise ModelFileError(f"{path.name} is damaged: a JSON file in it (config.json or metadata.json) is not "
+                             f"valid JSON ({exc})") from None
+    except (zipfile.BadZipFile, UnicodeDecodeError, OSError) as exc:
         raise ModelFileError(f"{path.name} is damaged ({type(exc).__name__}: {exc})") from None
     if not isinstance(config, dict) or config.get("class_name") not in MODEL_CLASSES:
         got = config.get("class_name") if isinstance(config, dict) else type(config).__name__
         raise ModelFileError(f"{path.name} holds a {got}, not a Keras model (Sequential or Functional)")
+    try:
+        _check_structure(config)
+    except (ValueError, RecursionError) as exc:
+        raise ModelFileError(f"{path.name} has a malformed model config (config.json): {str(exc)[:300]}; save the "
+                             "model again with model.save(...)") from None
     code_layers: list[str] = []
     _walk_code_layers(config, code_layers)
     if code_layers:
@@ -206,11 +242,15 @@ def inspect_model(path: str | Path, *, max_mb: float = 100) -> ModelInfo:
         raise ModelFileError(f"{path.name}: its weights file cannot be read ({type(exc).__name__})") from None
     if not shapes:
         raise ModelFileError(f"{path.name} has no weights; build and train the model before saving it")
-    return ModelInfo(
-        path=path,
-        class_name=config["class_name"],
-        layers=tuple(_flatten_layers(config)),
-        input_shape=_input_shape(config),
-        weight_shapes=shapes,
-        keras_version=metadata.get("keras_version"),
-    )
+    try:
+        return ModelInfo(
+            path=path,
+            class_name=config["class_name"],
+            layers=tuple(_flatten_layers(config)),
+            input_shape=_input_shape(config),
+            weight_shapes=shapes,
+            keras_version=metadata.get("keras_version") if isinstance(metadata, dict) else None,
+        )
+    except (TypeError, ValueError, AttributeError, KeyError, IndexError) as exc:  # values of unexpected types
+        raise ModelFileError(f"{path.name} has a malformed model config (config.json): "
+                             f"{type(exc).__name__}: {str(exc)[:200]}") from None
