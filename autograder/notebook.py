@@ -7,6 +7,7 @@ leaves the model files that run saved; what failed becomes a note in the student
 
 from __future__ import annotations
 
+import copy
 import json
 import shutil
 from pathlib import Path
@@ -34,6 +35,73 @@ def inject_parameters(nb, parameters: dict[str, object], profile: str):
     return index
 
 
+def _grade_id(cell) -> str | None:
+    meta = cell.get("metadata", {}).get("nbgrader", {})
+    grade_id = meta.get("grade_id") if isinstance(meta, dict) else None
+    return grade_id if isinstance(grade_id, str) else None
+
+
+def restore_locked_cells(nb, release_nb, title: str = "assignment") -> tuple[bool, list[str]]:
+    """Make ``nb`` run as the assignment intends, as ``nbgrader autograde`` does; returns (runnable, notes).
+
+    Read-only ("locked") cells of the release that were changed are put back as released; deleted
+    ones are put back after the cell that precedes them in the release. Copies of a cell (a
+    duplicated ``grade_id``) are left out of the run. A notebook with none of the assignment's cells
+    (empty, or another assignment's) is not run. Every repair is a note for the student.
+    """
+    released = [(c_id, c) for c in release_nb.cells if (c_id := _grade_id(c))]
+    order = [c_id for c_id, _ in released]
+    if not nb.cells:
+        return False, ["the notebook is empty: it has no cells"]
+    locked = {c_id: c.get("source") for c_id, c in released if c.metadata["nbgrader"].get("locked")}
+    intact = {_grade_id(c) for c in nb.cells if _grade_id(c) in locked and c.get("source") == locked[_grade_id(c)]}
+    if len(intact) * 2 < len(locked):
+        return False, [f"this is not the {title} notebook: {len(locked) - len(intact)} of its {len(locked)} "
+                       "read-only cells are missing or different (another assignment's notebook?); it was not run"]
+    notes = []
+    seen, kept = set(), []
+    for cell in nb.cells:
+        c_id = _grade_id(cell)
+        if c_id in seen:
+            notes.append(f"cell {c_id!r} appears more than once (a copied cell?); only the first was run")
+            continue
+        if c_id:
+            seen.add(c_id)
+        kept.append(cell)
+    nb.cells = kept
+    changed, restored = [], []
+    for index, (c_id, original) in enumerate(released):
+        if not original.metadata["nbgrader"].get("locked"):
+            continue
+        mine = next((c for c in nb.cells if _grade_id(c) == c_id), None)
+        if mine is None:
+            previous = {p for p, _ in released[:index]}
+            at = max((i + 1 for i, c in enumerate(nb.cells) if _grade_id(c) in previous), default=0)
+            nb.cells.insert(at, copy.deepcopy(original))
+            restored.append(c_id)
+        elif mine.get("source") != original.get("source") or mine.get("cell_type") != original.get("cell_type"):
+            mine["cell_type"], mine["source"] = original["cell_type"], original["source"]
+            for key in ("outputs", "execution_count"):
+                if key in original:
+                    mine[key] = original[key]
+                elif key in mine:
+                    del mine[key]
+            changed.append(c_id)
+    if changed:
+        notes.append(f"read-only cell(s) {', '.join(changed)} were changed; the grader ran them as released")
+    if restored:
+        notes.append(f"read-only cell(s) {', '.join(restored)} were deleted; the grader put them back")
+    missing = [c_id for c_id, c in released if not c.metadata["nbgrader"].get("locked")
+               and not any(_grade_id(x) == c_id for x in nb.cells)]
+    if missing:
+        notes.append(f"answer cell(s) {', '.join(missing)} are missing (deleted?)")
+    now = [c_id for c_id in (_grade_id(c) for c in nb.cells) if c_id in order]
+    if now != [c_id for c_id in order if c_id in now]:
+        first = next(a for a, b in zip(now, [c for c in order if c in now]) if a != b)
+        notes.append(f"cells are not in the assignment's order (cell {first!r} was moved); they ran in your order")
+    return True, notes
+
+
 def execute_notebook(submission, workdir: Path, task, *, profile: course_config.Profile, backend: str,
                      keep_dir: Path | None, threads: int = 0) -> None:
     """Run the student's notebook in the sandbox; on failure, say why in ``submission.notes``."""
@@ -59,6 +127,13 @@ def execute_notebook(submission, workdir: Path, task, *, profile: course_config.
     # Grade only what this run saves, never a model file that came with the submission.
     for spec in a.models:
         (workdir / spec.file).unlink(missing_ok=True)
+    release_nb = course_config.COURSE_DIR / "release" / a.name / a.notebook
+    if release_nb.is_file():
+        runnable, repairs = restore_locked_cells(nb, nbformat.read(release_nb, as_version=4), f'"{a.title}"')
+        submission.notes.extend(repairs)
+        if not runnable:
+            submission.execution = {"status": "not run"}
+            return
     injected_at = inject_parameters(nb, a.parameters.get(profile.name, {}), profile.name)
     nbformat.write(nb, nb_path)
     release_dir = course_config.COURSE_DIR / "release" / a.name
@@ -125,6 +200,8 @@ def describe_errors(errors: list[dict], injected_at: int | None = None) -> str:
         if first.get("grade_id"):
             where += f" ({first['grade_id']})"
     hint = " (a `YOUR CODE HERE` cell is not filled in yet)" if first.get("ename") == "NotImplementedError" else ""
+    if first.get("ename") == "DeadKernelError":
+        hint = " (the notebook's Python process stopped: os._exit, sys.exit in a subprocess, or a crash)"
     if sandbox.NO_SPACE in str(first.get("evalue")):
         hint = f" ({sandbox.space_limits(course_config.LIMITS.tmp_limit_mb, course_config.LIMITS.disk_limit_mb)})"
     more = f"; {len(errors) - 1} later cell(s) failed too" if len(errors) > 1 else ""

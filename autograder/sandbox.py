@@ -81,11 +81,11 @@ class SandboxResult:
 
     def problem(self) -> str | None:
         """A one-line, student-facing reason the job failed (None if it succeeded)."""
-        if self.timed_out:
-            return f"time limit of {self.limits.get('time_limit_s')} s exceeded (stopped after {self.seconds:.0f} s)"
         if self.memory_exceeded:
             return (f"memory limit of {self.limits.get('memory_limit_mb')} MB exceeded (files written to /tmp "
                     "and to the working folder live in memory and count too)")
+        if self.timed_out:
+            return f"time limit of {self.limits.get('time_limit_s')} s exceeded (stopped after {self.seconds:.0f} s)"
         if self.disk_exceeded:
             return (f"disk limit of {self.limits.get('disk_limit_mb')} MB exceeded (all files in the working "
                     "folder together)")
@@ -97,7 +97,12 @@ class SandboxResult:
             if self.processes_refused:
                 tail = (f"process limit of {self.limits.get('max_processes')} processes and threads reached"
                         + (f"; {tail}" if tail else ""))
-            return f"exited with code {self.returncode}" + (f": {tail}" if tail else "")
+            code = self.returncode or 0
+            if code < 0 or code > 128:  # a signal: -N from Popen, 128+N from a shell or bubblewrap's init
+                name = signal.Signals(abs(code) % 128).name if 0 < abs(code) % 128 < 65 else f"signal {abs(code) % 128}"
+                return f"was killed by {name} (exit code {code}; did the code kill its own processes?)" + (
+                    f": {tail}" if tail else "")
+            return f"exited with code {code}" + (f": {tail}" if tail else "")
         return None
 
     def limits_hit(self) -> list[str]:
@@ -128,6 +133,10 @@ def _python_roots() -> list[str]:
     roots = {os.path.realpath(sys.prefix), os.path.realpath(sys.base_prefix), os.path.realpath(sys.exec_prefix)}
     exe = os.path.realpath(sys.executable)
     roots.add(os.path.dirname(os.path.dirname(exe)))
+    # A venv reached through a symbolic link (e.g. ``.venv -> /elsewhere/venv``): the link too, so that
+    # the path of sys.executable exists in the child (the mount table makes it a link there as well).
+    roots.add(os.path.abspath(sys.prefix))
+    roots.add(os.path.dirname(os.path.dirname(os.path.abspath(sys.executable))))
     return sorted(r for r in roots if r and r != "/")
 
 
@@ -165,7 +174,7 @@ mount -t proc proc "$root/proc"
 mount --rbind /dev "$root/dev"
 mount -t tmpfs -o "mode=1777,size=${TMP_MB}m" tmp "$root/tmp"
 for p in $RO_PATHS; do
-  if [ -L "$p" ]; then ln -s "$(readlink "$p")" "$root$p"; continue; fi
+  if [ -L "$p" ]; then mkdir -p "$root$(dirname "$p")"; ln -s "$(readlink "$p")" "$root$p"; continue; fi
   if [ -d "$p" ]; then mkdir -p "$root$p"; else mkdir -p "$root$(dirname "$p")"; touch "$root$p"; fi
   mount --rbind "$p" "$root$p"
   mount -o remount,bind,ro "$root$p" 2>/dev/null || true
@@ -660,7 +669,12 @@ def run_job(
         rounds = 0
         while not stop.wait(0.25):
             rounds += 1
-            if not kernel_memory:
+            if kernel_memory:
+                if group.usage().get("oom_kills", 0):  # the kernel killed a process at the limit: stop the job
+                    memory_over.set()
+                    _kill(proc)
+                    return
+            else:
                 used = _tree_rss_mb(proc.pid)
                 peak[0] = max(peak[0], used)
                 if used > memory_limit_mb:
@@ -791,7 +805,7 @@ def _job_predict(kind: str, model_path: str, inputs_path: str, out_path: str, sh
 def _job_execute(notebook_path: str, executed_path: str, report_path: str) -> None:
     """Run a notebook top to bottom with a local kernel; write the executed copy and a JSON report."""
     import nbformat
-    from jupyter_client.manager import KernelManager
+    from jupyter_client.manager import AsyncKernelManager
     from nbclient import NotebookClient
     from nbclient.exceptions import DeadKernelError
 
@@ -799,7 +813,7 @@ def _job_execute(notebook_path: str, executed_path: str, report_path: str) -> No
         os.makedirs(os.environ[key], exist_ok=True)
     nb = nbformat.read(notebook_path, as_version=4)
     # IPC sockets instead of TCP: the kernel needs no network at all.
-    km = KernelManager(kernel_name="python3", transport="ipc", ip=os.path.join(tempfile.gettempdir(), "kernel"))
+    km = AsyncKernelManager(kernel_name="python3", transport="ipc", ip=os.path.join(tempfile.gettempdir(), "kernel"))
     # Like `nbgrader autograde`, keep going after a failing cell: a failed sanity check should not
     # cost the points of a model the notebook still saves. The first error is what gets reported.
     client = NotebookClient(
