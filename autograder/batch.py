@@ -25,7 +25,7 @@ from pathlib import Path
 
 import course_config
 from autograder import sandbox
-from autograder.exporters import feedback_md, grades_csv, summary
+from autograder.exporters import feedback_html, feedback_md, grades_csv, summary
 from autograder.exporters import gradescope as gradescope_export
 from autograder.results import StudentResult, failed_result, load_records, save_record
 
@@ -119,12 +119,7 @@ def write_student_files(result: StudentResult, folder: Path) -> None:
     folder.mkdir(parents=True, exist_ok=True)
     gradescope_export.write(result, folder)
     feedback_md.write(result, folder)
-    try:
-        from autograder.exporters import feedback_html
-    except ImportError:  # pragma: no cover - the page is optional until its module exists
-        feedback_html = None
-    if feedback_html is not None:
-        feedback_html.write(result.to_dict(), folder)
+    feedback_html.write(result.to_dict(), folder)
     save_record(result, folder)
 
 

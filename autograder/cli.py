@@ -46,6 +46,13 @@ def cmd_grade(args) -> int:
         regrade=args.regrade,
         strict=True if args.strict else None,
     )
+    if args.audit is not None:
+        if args.execute:
+            raise ValueError("--audit re-executes saved-model grades; it is not needed with --execute")
+        from autograder.audit import audit
+
+        audit(args.assignment, Path(args.submitted), Path(args.out), report.results, fraction=args.audit,
+              seed=args.audit_seed, profile_name=args.audit_profile, backend=args.sandbox, workers=args.workers)
     print(table(report.results))
     if args.gradebook:
         from autograder.exporters.gradebook import write_gradebook
@@ -122,6 +129,12 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--workers", type=int, help="submissions graded at once, each in its own process (default: the number of cores)")
     p.add_argument("--regrade", action="store_true", help="grade every submission again, even if unchanged since its last result")
     p.add_argument("--gradebook", metavar="DB", help="also record every check's score in this nbgrader gradebook (path or sqlite URL)")
+    p.add_argument("--audit", type=float, metavar="FRACTION",
+                   help="re-run the notebooks of a seeded random FRACTION of the students (and of every flagged one) "
+                        "and flag saved models that score more than the measured gap above their own notebook")
+    p.add_argument("--audit-seed", type=int, default=0, help="seed of the audit's random sample (default: %(default)s)")
+    p.add_argument("--audit-profile", default="quick", choices=sorted(course_config.PROFILES),
+                   help="profile the audited notebooks are re-run under (default: %(default)s, sized for a CPU)")
     p.add_argument("--strict", action="store_true",
                    help="refuse to grade unless the kernel enforces every sandbox limit (see `autograder doctor`)")
     p.set_defaults(func=cmd_grade)

@@ -216,6 +216,35 @@ def run_checks(submission: Submission) -> list[CheckResult]:
     return results
 
 
+def metric_values(submission: Submission, task) -> dict[str, float]:
+    """The measured metric of every metric check (those with thresholds) whose model made predictions."""
+    a = submission.assignment
+    values = {}
+    for check_id in a.thresholds.get(submission.profile, {}):
+        spec = a.model_of(check_id)
+        if spec.name in submission.predictions:
+            values[check_id] = round(float(task.metric(submission.predictions[spec.name], submission.labels)), 6)
+    return values
+
+
+def plausibility_flags(submission: Submission, metrics: dict[str, float]) -> list[dict]:
+    """A flag for each metric check whose value is above the assignment's plausibility ceiling."""
+    a = submission.assignment
+    flags = []
+    for check_id, value in metrics.items():
+        ceiling = a.ceiling(submission.profile, check_id)
+        if ceiling is not None and value > ceiling.value:
+            flags.append({
+                "check": check_id,
+                "reason": f"{check_id}: {value:.4f} is above the plausibility ceiling {ceiling.value:.4f} for this "
+                          f"kind of model ({ceiling.source}); was it trained on the test data? An instructor will "
+                          "look before the grade counts",
+                "value": value,
+                "ceiling": ceiling.value,
+            })
+    return flags
+
+
 def grade_submission(
     student: str,
     src: Path,
@@ -246,9 +275,13 @@ def grade_submission(
             **({"parameters": info.n_params} if isinstance(info, ModelInfo) else {}),
             **({"engine": submission.engines[name]} if name in submission.engines else {}),
         }
+    metrics = metric_values(submission, task)
+    if metrics:
+        extra["metrics"] = metrics
+    flags = plausibility_flags(submission, metrics)
     details = {}
     for spec in assignment.models:
         if spec.name in submission.predictions:
             details[spec.name] = task.details(spec, submission.predictions[spec.name])
     return StudentResult(student, assignment.name, checks, "\n".join(submission.notes),
-                         time.monotonic() - start, extra, details)
+                         time.monotonic() - start, extra, details, flags=flags)

@@ -6,6 +6,7 @@ import statistics
 from collections import Counter
 from pathlib import Path
 
+from autograder.exporters.feedback_md import escape
 from autograder.results import StudentResult, atomic_write
 
 SUMMARY_FILE = "summary.md"
@@ -75,6 +76,10 @@ def render(results: list[StudentResult], assignment: str, *, run: dict | None = 
         lines.append("none: every check passed for everyone")
     if s["limits_hit"]:
         lines += ["", "Limits hit: " + ", ".join(f"{name} ({n})" for name, n in s["limits_hit"])]
+    flagged = [(r.student, f) for r in results for f in r.flags if isinstance(f, dict)]
+    if flagged:
+        lines += ["", "Flagged for review (the score stands until an instructor has looked):", ""]
+        lines += [f"- {escape(student)}: {escape(f.get('reason', ''))}" for student, f in flagged]
     return "\n".join(lines) + "\n"
 
 
