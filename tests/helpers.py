@@ -2,7 +2,12 @@
 
 from __future__ import annotations
 
+import json
+import os
+import pickle
+import tempfile
 import shutil
+import zipfile
 from pathlib import Path
 
 
@@ -69,3 +74,74 @@ def make_submission(root: Path, student: str, assignment: str, files: dict[str, 
         else:
             (folder / name).write_text(content)
     return folder
+
+
+def susy_model_files(d: Path) -> Path:
+    """Small real models of each family (and wrong ones), trained on simulated events."""
+    import keras
+    import skops.io as sio
+    from sklearn.ensemble import HistGradientBoostingClassifier
+    from sklearn.linear_model import LogisticRegression
+    from sklearn.pipeline import make_pipeline
+    from sklearn.preprocessing import StandardScaler
+
+    from autograder.susy_sim import simulate
+
+    X, y = simulate(5000, seed=11)
+    logreg = make_pipeline(StandardScaler(), LogisticRegression(max_iter=500)).fit(X, y)
+    trees = HistGradientBoostingClassifier(max_iter=30).fit(X, y)
+    sio.dump(logreg, d / "logreg.skops")
+    sio.dump(trees, d / "trees.skops")
+    keras.utils.set_random_seed(0)
+    norm = keras.layers.Normalization()
+    norm.adapt(X)
+    dnn = keras.Sequential([keras.Input((18,)), norm, keras.layers.Dense(32, activation="relu"),
+                            keras.layers.Dense(1, activation="sigmoid")])
+    dnn.compile(optimizer="adam", loss="binary_crossentropy")
+    dnn.fit(X, y, epochs=2, batch_size=256, verbose=0)
+    dnn.save(d / "dnn.keras")
+    linear = keras.Sequential([keras.Input((18,)), keras.layers.Dense(1)])
+    linear.save(d / "linear.keras")
+    (d / "pickled.skops").write_bytes(pickle.dumps(logreg))
+    # A skops file whose schema names a class from outside scikit-learn.
+    with zipfile.ZipFile(d / "logreg.skops") as src, zipfile.ZipFile(d / "foreign.skops", "w") as dst:
+        for item in src.infolist():
+            data = src.read(item)
+            if item.filename == "schema.json":
+                schema = json.loads(data)
+                schema["content"]["content"]["evil"] = {"__class__": "system", "__module__": "os", "__loader__": "ObjectNode"}
+                data = json.dumps(schema).encode()
+            dst.writestr(item, data)
+    return d
+
+
+def machine_free() -> dict[str, float]:
+    """Available memory, memory held by RAM-backed files (Shmem) and free disk, in MB."""
+    info = {line.split(":")[0]: int(line.split()[1]) / 1024 for line in Path("/proc/meminfo").read_text().splitlines()}
+    st = os.statvfs(tempfile.gettempdir())
+    return {"available": info["MemAvailable"], "shmem": info["Shmem"], "disk": st.f_bavail * st.f_frsize / 2**20}
+
+
+def assert_recovered(before: dict, after: dict) -> None:
+    """Nothing a job wrote stays in RAM-backed files or on disk, and no memory is lost on the scale of its limits.
+
+    Shmem counts tmpfs pages machine-wide (a scratch folder or /tmp left mounted would stay there);
+    available memory also moves with everything else this machine runs, hence its wide margin.
+    """
+    assert after["shmem"] < before["shmem"] + 50, f"RAM-backed files left behind: {before} -> {after}"
+    assert after["disk"] > before["disk"] - 50, f"disk not given back: {before} -> {after}"
+    assert after["available"] > before["available"] - 1000, f"memory not given back: {before} -> {after}"
+
+
+def train_on_test_set(mnist, path: Path) -> Path:
+    """A forged mnist_dense model: a fully connected network fitted to the public test set itself (~99.9 %)."""
+    import keras
+
+    (_, _), (x_test, y_test) = mnist
+    keras.utils.set_random_seed(0)
+    cheat = keras.Sequential([keras.Input(shape=(28, 28)), keras.layers.Flatten(),
+                              keras.layers.Dense(512, activation="relu"), keras.layers.Dense(10, activation="softmax")])
+    cheat.compile(optimizer="adam", loss="sparse_categorical_crossentropy")
+    cheat.fit(x_test.astype("float32") / 255.0, y_test, epochs=25, batch_size=128, verbose=0)
+    cheat.save(path)
+    return path

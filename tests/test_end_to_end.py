@@ -12,6 +12,7 @@ import sys
 import pytest
 
 import course_config
+from autograder.results import RECORD_FILE
 
 pytestmark = pytest.mark.slow
 
@@ -22,6 +23,8 @@ def test_grade_execute_quick_reference_full_marks_untouched_release_zero(name, t
     submitted = tmp_path / "submitted"
     shutil.copytree(course_config.COURSE_DIR / "solutions" / name, submitted / "reference" / name)
     shutil.copytree(course_config.COURSE_DIR / "release" / name, submitted / "untouched" / name)
+    if name == "mnist_dense":  # determinism: the same notebook run twice grades the same
+        shutil.copytree(course_config.COURSE_DIR / "solutions" / name, submitted / "reference_again" / name)
     # Stale model files next to the untouched notebook must not be graded: only what the run saves counts.
     for spec in a.models:
         shutil.copyfile(course_config.COURSE_DIR / "autograder" / "course_data.py", submitted / "untouched" / name / spec.file)
@@ -37,6 +40,12 @@ def test_grade_execute_quick_reference_full_marks_untouched_release_zero(name, t
     assert untouched["score"] == 0
     assert "NotImplementedError" in untouched["output"]
     assert (out / "reference" / name / "executed.ipynb").exists()
+    if name == "mnist_dense":
+        again = json.loads((out / "reference_again" / name / "results.json").read_text())
+        assert [(t["name"], t["score"], t["output"]) for t in again["tests"]] == \
+               [(t["name"], t["score"], t["output"]) for t in ref["tests"]]
+        records = [json.loads((out / s / name / RECORD_FILE).read_text()) for s in ("reference", "reference_again")]
+        assert records[0]["details"] == records[1]["details"]  # confusion matrix and mistakes, image for image
     with open(out / "grades.csv", newline="") as f:
         rows = {r["student"]: r for r in csv.DictReader(f)}
     assert float(rows["reference"]["score"]) == a.max_score and float(rows["untouched"]["score"]) == 0

@@ -2,16 +2,12 @@
 
 from __future__ import annotations
 
-import json
-import pickle
-import zipfile
-
 import numpy as np
 import pytest
 
 import course_config
 from autograder import batch, tasks
-from tests.helpers import make_submission
+from tests.helpers import make_submission, susy_model_files
 
 S = course_config.SUSY
 FILES = {spec.name: spec.file for spec in S.models}
@@ -19,43 +15,7 @@ FILES = {spec.name: spec.file for spec in S.models}
 
 @pytest.fixture(scope="module")
 def susy_models(tmp_path_factory):
-    """Small real models of each family (and wrong ones), trained on simulated events."""
-    import keras
-    import skops.io as sio
-    from sklearn.ensemble import HistGradientBoostingClassifier
-    from sklearn.linear_model import LogisticRegression
-    from sklearn.pipeline import make_pipeline
-    from sklearn.preprocessing import StandardScaler
-
-    from autograder.susy_sim import simulate
-
-    d = tmp_path_factory.mktemp("susy_models")
-    X, y = simulate(5000, seed=11)
-    logreg = make_pipeline(StandardScaler(), LogisticRegression(max_iter=500)).fit(X, y)
-    trees = HistGradientBoostingClassifier(max_iter=30).fit(X, y)
-    sio.dump(logreg, d / "logreg.skops")
-    sio.dump(trees, d / "trees.skops")
-    keras.utils.set_random_seed(0)
-    norm = keras.layers.Normalization()
-    norm.adapt(X)
-    dnn = keras.Sequential([keras.Input((18,)), norm, keras.layers.Dense(32, activation="relu"),
-                            keras.layers.Dense(1, activation="sigmoid")])
-    dnn.compile(optimizer="adam", loss="binary_crossentropy")
-    dnn.fit(X, y, epochs=2, batch_size=256, verbose=0)
-    dnn.save(d / "dnn.keras")
-    linear = keras.Sequential([keras.Input((18,)), keras.layers.Dense(1)])
-    linear.save(d / "linear.keras")
-    (d / "pickled.skops").write_bytes(pickle.dumps(logreg))
-    # A skops file whose schema names a class from outside scikit-learn.
-    with zipfile.ZipFile(d / "logreg.skops") as src, zipfile.ZipFile(d / "foreign.skops", "w") as dst:
-        for item in src.infolist():
-            data = src.read(item)
-            if item.filename == "schema.json":
-                schema = json.loads(data)
-                schema["content"]["content"]["evil"] = {"__class__": "system", "__module__": "os", "__loader__": "ObjectNode"}
-                data = json.dumps(schema).encode()
-            dst.writestr(item, data)
-    return d
+    return susy_model_files(tmp_path_factory.mktemp("susy_models"))
 
 
 def grade(tmp_path, files):

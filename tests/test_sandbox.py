@@ -17,6 +17,7 @@ import pytest
 import course_config
 from autograder import cgroups, sandbox, tasks
 from autograder.course_data import mnist_candidates
+from tests.helpers import assert_recovered, machine_free
 
 ISOLATING = [b for b in ("bwrap", "unshare") if b in sandbox.available_backends()]
 
@@ -226,25 +227,14 @@ def test_predict_job_uses_safe_mode(tmp_path, models_dir):
 KERNEL = {e.resource: e.kernel for e in sandbox.enforcement()}
 
 
-def machine_free() -> tuple[float, float]:
-    """(available memory, free space on the temporary folder's disk) in MB."""
-    for line in Path("/proc/meminfo").read_text().splitlines():
-        if line.startswith("MemAvailable:"):
-            memory = int(line.split()[1]) / 1024
-    st = os.statvfs(tempfile.gettempdir())
-    return memory, st.f_bavail * st.f_frsize / 2**20
-
-
 def run_limited(backend: str, script: str, **limits) -> sandbox.SandboxResult:
     """A /bin/sh script in a fresh scratch folder with small limits; the machine must recover after it."""
     limits = {"time_limit_s": 60, "memory_limit_mb": 300, "disk_limit_mb": 200, "tmp_limit_mb": 100,
               "max_processes": 64, **limits}
-    memory_before, disk_before = machine_free()
+    before = machine_free()
     with sandbox.scratch(limits["disk_limit_mb"]) as work:
         result = sandbox.run_job(["/bin/sh", "-c", script], work, backend=backend, **limits)
-    memory_after, disk_after = machine_free()
-    assert memory_after > memory_before - 150, f"memory not given back: {memory_before:.0f} -> {memory_after:.0f} MB"
-    assert disk_after > disk_before - 50, f"disk not given back: {disk_before:.0f} -> {disk_after:.0f} MB"
+    assert_recovered(before, machine_free())
     return result
 
 
