@@ -291,6 +291,8 @@ def cases(port: int) -> list[Case]:
              ("layer_types", "hidden_layer", "output_layer", "test_accuracy"), r"Could not locate class 'Evil'"),
         Case("pickle-payload", S, "hostile", "saved", susy_files(trees="susy_foreign", logreg="susy_pickled"),
              ("logreg_family", "logreg_auc", "trees_family", "trees_auc"), r"not a skops file|outside scikit-learn"),
+        Case("pickle-runs-code", S, "hostile", "saved", susy_files(trees="susy_evil_pickle"), ("trees_family", "trees_auc"),
+             r"susy_trees\.skops is not a skops file"),
         Case("hostile-output-text", D, "hostile", "execute", notebook(cell=HOSTILE_TEXT), all_, r"<script>"),
         Case("=HYPERLINK(1)", D, "hostile", "saved", copy_model("dense"), (), r"."),
         Case("<img src=x onerror=alert(1)>", D, "hostile", "saved", copy_model("dense"), (), r"."),
@@ -336,4 +338,23 @@ def model_files(folder: Path, mnist, models_dir: Path, susy_dir: Path) -> dict[s
                 data = json.dumps(schema).encode()
             dst.writestr(item, data)
     files["susy_bad_schema"] = folder / "bad_schema.skops"
+    (folder / "evil.skops").write_bytes(evil_pickle())
+    files["susy_evil_pickle"] = folder / "evil.skops"
     return files
+
+
+PICKLE_MARKER = Path("/tmp/autograder-corpus-pickle-ran")
+
+
+class _Payload:
+    def __reduce__(self):
+        import os
+
+        return os.system, (f"touch {PICKLE_MARKER}",)
+
+
+def evil_pickle() -> bytes:
+    """A pickle that runs a shell command when loaded (it must never be)."""
+    import pickle
+
+    return pickle.dumps(_Payload())

@@ -57,6 +57,7 @@ def leftover_processes() -> list[str]:
 @pytest.fixture(scope="module")
 def graded(tmp_path_factory, mnist, models_dir):
     root = tmp_path_factory.mktemp("corpus")
+    corpus.PICKLE_MARKER.unlink(missing_ok=True)
     susy_dir = susy_model_files(tmp_path_factory.mktemp("corpus_susy"))
     models = corpus.model_files(tmp_path_factory.mktemp("corpus_models"), mnist, models_dir, susy_dir)
     by_mode = {"saved": {}, "execute": {}}
@@ -124,6 +125,7 @@ def test_course_folder_unchanged_and_machine_recovered(graded):
     assert state_after == state_before
     assert_recovered(free_before, free_after)
     assert leftover_processes() == []
+    assert not corpus.PICKLE_MARKER.exists()  # the pickle that runs code when loaded was never loaded
     late = graded["root"] / "execute" / "leftover-processes" / "mnist_dense" / "late.txt"
     assert not late.exists()
 

@@ -229,6 +229,13 @@ def grade(root: Path):
     version = check_kit(source, bundle)
     protect_data(source)  # before any student code runs
     backend = choose_backend(source)
+    from autograder import sandbox
+
+    weak = sandbox.strict_problems(backend)
+    if weak and course_config.LIMITS.require_kernel_limits:
+        raise Refused("strict mode: the kernel does not enforce these sandbox limits here: " + "; ".join(weak))
+    for problem in weak:  # in Gradescope's debugging output, for course staff
+        print(f"WARNING: a sandbox limit the kernel does not enforce here: {problem}", file=sys.stderr)
     data = check_data(source, bundle)
     # The grader's own process reads the bundle's data (the sandbox's child gets its own environment,
     # with /data holding no labels); caches Keras keeps while reading go to the root-only folder too.
@@ -248,6 +255,8 @@ def grade(root: Path):
     finally:
         task.close()
     result.extra["kit_version"] = version
+    if weak:
+        result.extra["weak_limits"] = weak
     return result
 
 
