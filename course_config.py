@@ -209,6 +209,12 @@ LIMITS = Limits(
 # --------------------------------------------------------------------------------------------
 # The environment variable naming a folder with course data files (mnist.npz, SUSY files).
 DATA_DIR_ENV = "COURSE_DATA_DIR"
+# Where a released notebook fetches a missing helper (course_data.py), e.g. on Colab: the published
+# release folder, `{assignment}` standing for the assignment's name, such as
+# "https://raw.githubusercontent.com/ORG/COURSE/main/release/{assignment}/". The fetched file is
+# checked against the SHA-256 written into the notebook by `autograder release`. Empty: the notebook
+# asks students to upload the file next to it. Set it once, then run `autograder release`.
+HELPERS_URL = ""
 # What the grader feeds a model: test images scaled to [0, 1] as float32, reshaped to the model's
 # declared input shape ((28, 28), (784,) or (28, 28, 1)). Notebooks tell students the same.
 MNIST_PIXEL_SCALE = 255.0

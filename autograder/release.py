@@ -127,6 +127,66 @@ def grading_cells(assignment: course_config.Assignment) -> list[NotebookNode]:
     return cells
 
 
+HELPER_CELL_ID = "fetch_helpers"
+HELPER_CELL_BEFORE = "imports"  # the generated helper cell goes right before this cell
+
+_HELPER_CODE = """\
+# The course's helper files come with this notebook. Where one is missing (on Colab, say), this cell
+# downloads the published copy and checks that it is exactly the file released with this notebook.
+import hashlib, importlib, pathlib, urllib.request
+
+HELPERS = {helpers!r}  # file: SHA-256 of the released copy
+HELPERS_URL = {url!r}
+for name, sha256 in HELPERS.items():
+    path = pathlib.Path(name)
+    if path.exists():
+        if hashlib.sha256(path.read_bytes()).hexdigest() != sha256:
+            print(f"note: {{name}} differs from the copy released with this notebook (an older release?)")
+        continue
+    how = f"upload {{name}} from the assignment's folder next to this notebook (on Colab: the Files panel)"
+    if not HELPERS_URL:
+        raise FileNotFoundError(f"{{name}} is missing: {{how}}")
+    try:
+        with urllib.request.urlopen(HELPERS_URL + name, timeout=30) as response:
+            data = response.read()
+    except OSError as exc:
+        raise RuntimeError(f"could not download {{HELPERS_URL + name}} ({{exc}}); offline? {{how}}") from None
+    if hashlib.sha256(data).hexdigest() != sha256:
+        raise RuntimeError(f"the downloaded {{name}} is not the released file (SHA-256 mismatch), so it was not "
+                           f"used; tell your instructor, and {{how}}")
+    path.write_bytes(data)
+    importlib.invalidate_caches()
+    print(f"downloaded {{name}} from {{HELPERS_URL}} (SHA-256 checked)")"""
+
+
+def helper_cell_source(assignment: course_config.Assignment, url: str | None = None,
+                       helpers_dir: Path = HELPERS_DIR) -> str:
+    """The code of the notebook cell that fetches missing helpers from ``url`` (default: course_config)."""
+    import hashlib
+
+    url = course_config.HELPERS_URL if url is None else url
+    url = url.replace("{assignment}", assignment.name)
+    if url and not url.endswith("/"):
+        url += "/"
+    helpers = {h: hashlib.sha256((helpers_dir / h).read_bytes()).hexdigest() for h in assignment.helpers}
+    return _HELPER_CODE.format(helpers=helpers, url=url)
+
+
+def helper_cell(assignment: course_config.Assignment) -> NotebookNode:
+    import nbformat
+
+    cell = nbformat.v4.new_code_cell(helper_cell_source(assignment), metadata={"nbgrader": {
+        "grade": False, "grade_id": HELPER_CELL_ID, "locked": True, "schema_version": 3, "solution": False,
+        "task": False,
+    }})
+    cell["id"] = HELPER_CELL_ID
+    return cell
+
+
+def _grade_id(cell) -> str:
+    return cell.get("metadata", {}).get("nbgrader", {}).get("grade_id", "")
+
+
 def _is_grading_cell(cell) -> bool:
     gid = cell.get("metadata", {}).get("nbgrader", {}).get("grade_id", "")
     return gid == GRADING_MD_ID or gid.startswith(CHECK_CELL_PREFIX)
@@ -143,13 +203,20 @@ def save_cell_index(nb, assignment: course_config.Assignment) -> int:
 
 
 def with_grading_cells(nb, assignment: course_config.Assignment):
-    """A copy of ``nb`` whose grading section is the one course_config asks for, right after the save cell."""
+    """A copy of ``nb`` with the cells course_config generates: the grading section right after the save
+    cell and, for an assignment with helper files, the helper-fetching cell right before the imports."""
     import copy
 
     nb = copy.deepcopy(nb)
-    nb.cells = [c for c in nb.cells if not _is_grading_cell(c)]
+    nb.cells = [c for c in nb.cells if not _is_grading_cell(c) and _grade_id(c) != HELPER_CELL_ID]
     at = save_cell_index(nb, assignment) + 1
     nb.cells[at:at] = grading_cells(assignment)
+    if assignment.helpers:
+        at = next((i for i, c in enumerate(nb.cells) if _grade_id(c) == HELPER_CELL_BEFORE), None)
+        if at is None:
+            raise ReleaseError(f"{assignment.notebook}: no cell with grade_id {HELPER_CELL_BEFORE!r}; the cell that "
+                               "fetches the helper files goes right before it")
+        nb.cells.insert(at, helper_cell(assignment))
     return nb
 
 
@@ -238,7 +305,8 @@ def drift(name: str, course_dir: Path = course_config.COURSE_DIR) -> list[str]:
         if not copy.exists() or not filecmp.cmp(HELPERS_DIR / helper, copy, shallow=False):
             problems.append(f"source/{name}/{helper} differs from autograder/{helper}")
     if sync_grading_cells(assignment, course_dir, write=False):
-        problems.append(f"source/{name}/{assignment.notebook}: its graded cells are out of sync with course_config")
+        problems.append(f"source/{name}/{assignment.notebook}: its generated cells (grading section, helper fetch) "
+                        "are out of sync with course_config")
     with tempfile.TemporaryDirectory(prefix="autograder-drift-") as tmp:
         build(assignment, course_dir, Path(tmp))
         for out in OUTPUTS:

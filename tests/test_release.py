@@ -38,7 +38,8 @@ def test_drift_is_detected(tmp_path):
     problems = release.drift(name, course_dir=tmp_path)
     assert f"release/{name}/{nb_path.name} differs from what source/ generates" in problems
     assert f"solutions/{name}/extra.txt is not produced from source/" in problems
-    assert f"source/{name}/{nb_path.name}: its graded cells are out of sync with course_config" in problems
+    assert (f"source/{name}/{nb_path.name}: its generated cells (grading section, helper fetch) "
+            "are out of sync with course_config") in problems
 
 
 def secret_lines(name):
