@@ -109,7 +109,9 @@ SAMPLES: dict[str, tuple[Sample, ...]] = {
             "cleo",
             "saves its boosted trees under the logistic regression's name",
             "solutions",
-            (("save_models", 'sio.dump(logreg, "susy_logreg.skops")', 'sio.dump(trees, "susy_logreg.skops")'),),
+            # In an answer cell: a change to the locked save cell would be undone by the grader.
+            (("trees", 'validation AUC {auc_trees:.4f}")',
+              'validation AUC {auc_trees:.4f}")\nlogreg = trees  # the stronger model under the other name'),),
             "partial",
             "must hold LogisticRegression",
         ),
