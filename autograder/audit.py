@@ -108,8 +108,9 @@ def audit(assignment_name: str, submitted_dir: Path, out_dir: Path, results: lis
     everyone = sorted(load_records(out_dir, a.name), key=lambda r: r.student)
     grades_csv.write(everyone, Path(out_dir) / grades_csv.GRADES_FILE)
     summary.write(everyone, a.name, out_dir)
-    atomic_write(audit_dir / AUDIT_REPORT, render(a, profile_name, seed, fraction, rows))
-    for line in render(a, profile_name, seed, fraction, rows).splitlines()[2:]:
+    text = render(a, profile_name, seed, fraction, rows)
+    atomic_write(audit_dir / AUDIT_REPORT, text)
+    for line in text.splitlines()[2:]:
         print(line, file=log)
     return rows
 

@@ -235,16 +235,23 @@ class JobGroup:
         """The cgroup.procs files a new child writes its pid into (once for each distinct group)."""
         return sorted({str(d / "cgroup.procs") for d in self.dirs.values()})
 
+    def oom_kills(self) -> int:
+        """Processes the kernel's OOM killer stopped in this group (0 without a memory controller)."""
+        mem = self.dirs.get("memory")
+        if mem is None:
+            return 0
+        if self.version == 2:
+            return _read_keyed(mem / "memory.events", "oom_kill")
+        return _read_keyed(mem / "memory.oom_control", "oom_kill")
+
     def usage(self) -> dict:
         """Peak memory (MB), OOM kills, peak processes and refused forks, as far as the kernel reports them."""
         out = {}
         mem, pids = self.dirs.get("memory"), self.dirs.get("pids")
-        if mem is not None and self.version == 2:
-            out["peak_memory_mb"] = _read_int(mem / "memory.peak") / 2**20
-            out["oom_kills"] = _read_keyed(mem / "memory.events", "oom_kill")
-        elif mem is not None:
-            out["peak_memory_mb"] = _read_int(mem / "memory.max_usage_in_bytes") / 2**20
-            out["oom_kills"] = _read_keyed(mem / "memory.oom_control", "oom_kill")
+        if mem is not None:
+            peak = mem / ("memory.peak" if self.version == 2 else "memory.max_usage_in_bytes")
+            out["peak_memory_mb"] = _read_int(peak) / 2**20
+            out["oom_kills"] = self.oom_kills()
         if pids is not None:
             if (pids / "pids.peak").exists():
                 out["peak_processes"] = _read_int(pids / "pids.peak")

@@ -35,10 +35,11 @@ def inject_parameters(nb, parameters: dict[str, object], profile: str):
     return index
 
 
-def _grade_id(cell) -> str | None:
+def grade_id(cell) -> str | None:
+    """The nbgrader ``grade_id`` of a cell, or None (also for malformed metadata from a student's notebook)."""
     meta = cell.get("metadata", {}).get("nbgrader", {})
-    grade_id = meta.get("grade_id") if isinstance(meta, dict) else None
-    return grade_id if isinstance(grade_id, str) else None
+    value = meta.get("grade_id") if isinstance(meta, dict) else None
+    return value if isinstance(value, str) else None
 
 
 def restore_locked_cells(nb, release_nb, title: str = "assignment") -> tuple[bool, list[str]]:
@@ -46,37 +47,38 @@ def restore_locked_cells(nb, release_nb, title: str = "assignment") -> tuple[boo
 
     Read-only ("locked") cells of the release that were changed are put back as released; deleted
     ones are put back after the cell that precedes them in the release. Copies of a cell (a
-    duplicated ``grade_id``) are left out of the run. A notebook with none of the assignment's cells
-    (empty, or another assignment's) is not run. Every repair is a note for the student.
+    duplicated ``grade_id``) are left out of the run. An empty notebook, or one where most read-only
+    cells are missing or different (another assignment's), is not run. Every repair is a note for the
+    student.
     """
-    released = [(c_id, c) for c in release_nb.cells if (c_id := _grade_id(c))]
+    released = [(c_id, c) for c in release_nb.cells if (c_id := grade_id(c))]
     order = [c_id for c_id, _ in released]
     if not nb.cells:
         return False, ["the notebook is empty: it has no cells"]
     locked = {c_id: c.get("source") for c_id, c in released if c.metadata["nbgrader"].get("locked")}
-    intact = {_grade_id(c) for c in nb.cells if _grade_id(c) in locked and c.get("source") == locked[_grade_id(c)]}
+    intact = {grade_id(c) for c in nb.cells if grade_id(c) in locked and c.get("source") == locked[grade_id(c)]}
     if len(intact) * 2 < len(locked):
         return False, [f"this is not the {title} notebook: {len(locked) - len(intact)} of its {len(locked)} "
                        "read-only cells are missing or different (another assignment's notebook?); it was not run"]
     notes = []
-    seen, kept = set(), []
+    mine_by_id, kept = {}, []  # the student's cells by grade_id, first copy only
     for cell in nb.cells:
-        c_id = _grade_id(cell)
-        if c_id in seen:
+        c_id = grade_id(cell)
+        if c_id in mine_by_id:
             notes.append(f"cell {c_id!r} appears more than once (a copied cell?); only the first was run")
             continue
         if c_id:
-            seen.add(c_id)
+            mine_by_id[c_id] = cell
         kept.append(cell)
     nb.cells = kept
     changed, restored = [], []
     for index, (c_id, original) in enumerate(released):
-        if not original.metadata["nbgrader"].get("locked"):
+        if c_id not in locked:
             continue
-        mine = next((c for c in nb.cells if _grade_id(c) == c_id), None)
+        mine = mine_by_id.get(c_id)
         if mine is None:
             previous = {p for p, _ in released[:index]}
-            at = max((i + 1 for i, c in enumerate(nb.cells) if _grade_id(c) in previous), default=0)
+            at = max((i + 1 for i, c in enumerate(nb.cells) if grade_id(c) in previous), default=0)
             nb.cells.insert(at, copy.deepcopy(original))
             restored.append(c_id)
         elif mine.get("source") != original.get("source") or mine.get("cell_type") != original.get("cell_type"):
@@ -91,11 +93,10 @@ def restore_locked_cells(nb, release_nb, title: str = "assignment") -> tuple[boo
         notes.append(f"read-only cell(s) {', '.join(changed)} were changed; the grader ran them as released")
     if restored:
         notes.append(f"read-only cell(s) {', '.join(restored)} were deleted; the grader put them back")
-    missing = [c_id for c_id, c in released if not c.metadata["nbgrader"].get("locked")
-               and not any(_grade_id(x) == c_id for x in nb.cells)]
+    missing = [c_id for c_id in order if c_id not in locked and c_id not in mine_by_id]
     if missing:
         notes.append(f"answer cell(s) {', '.join(missing)} are missing (deleted?)")
-    now = [c_id for c_id in (_grade_id(c) for c in nb.cells) if c_id in order]
+    now = [c_id for c_id in (grade_id(c) for c in nb.cells) if c_id in order]
     if now != [c_id for c_id in order if c_id in now]:
         first = next(a for a, b in zip(now, [c for c in order if c in now]) if a != b)
         notes.append(f"cells are not in the assignment's order (cell {first!r} was moved); they ran in your order")

@@ -20,6 +20,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 import course_config
+from autograder.notebook import grade_id
 
 if TYPE_CHECKING:
     from nbformat import NotebookNode
@@ -78,6 +79,16 @@ def _file_list(files: list[str]) -> str:
     return quoted[0] if len(quoted) == 1 else ", ".join(quoted[:-1]) + " and " + quoted[-1]
 
 
+def _locked(cell: NotebookNode, cell_id: str, points: float | None = None) -> NotebookNode:
+    """``cell`` as a read-only nbgrader cell ``cell_id``; a graded one when it carries ``points``."""
+    meta = {"grade": points is not None, "grade_id": cell_id, "locked": True}
+    if points is not None:
+        meta["points"] = points
+    cell.metadata["nbgrader"] = {**meta, "schema_version": 3, "solution": False, "task": False}
+    cell["id"] = cell_id
+    return cell
+
+
 def grading_cells(assignment: course_config.Assignment) -> list[NotebookNode]:
     """The notebook's grading section: a locked markdown cell, then one locked graded cell per check.
 
@@ -100,11 +111,7 @@ def grading_cells(assignment: course_config.Assignment) -> list[NotebookNode]:
         f"save cell above ran after your final training.",
         width=100,
     )
-    cells = [nbformat.v4.new_markdown_cell(md, metadata={"nbgrader": {
-        "grade": False, "grade_id": GRADING_MD_ID, "locked": True, "schema_version": 3, "solution": False,
-        "task": False,
-    }})]
-    cells[0]["id"] = GRADING_MD_ID
+    cells = [_locked(nbformat.v4.new_markdown_cell(md), GRADING_MD_ID)]
     for check in assignment.checks:
         gid = check_cell_id(check)
         source = (
@@ -118,12 +125,7 @@ def grading_cells(assignment: course_config.Assignment) -> list[NotebookNode]:
             ")\n"
             "### END HIDDEN TESTS"
         )
-        cell = nbformat.v4.new_code_cell(source, metadata={"nbgrader": {
-            "grade": True, "grade_id": gid, "locked": True, "points": _points(check.points),
-            "schema_version": 3, "solution": False, "task": False,
-        }})
-        cell["id"] = gid
-        cells.append(cell)
+        cells.append(_locked(nbformat.v4.new_code_cell(source), gid, points=_points(check.points)))
     return cells
 
 
@@ -175,20 +177,11 @@ def helper_cell_source(assignment: course_config.Assignment, url: str | None = N
 def helper_cell(assignment: course_config.Assignment) -> NotebookNode:
     import nbformat
 
-    cell = nbformat.v4.new_code_cell(helper_cell_source(assignment), metadata={"nbgrader": {
-        "grade": False, "grade_id": HELPER_CELL_ID, "locked": True, "schema_version": 3, "solution": False,
-        "task": False,
-    }})
-    cell["id"] = HELPER_CELL_ID
-    return cell
-
-
-def _grade_id(cell) -> str:
-    return cell.get("metadata", {}).get("nbgrader", {}).get("grade_id", "")
+    return _locked(nbformat.v4.new_code_cell(helper_cell_source(assignment)), HELPER_CELL_ID)
 
 
 def _is_grading_cell(cell) -> bool:
-    gid = cell.get("metadata", {}).get("nbgrader", {}).get("grade_id", "")
+    gid = grade_id(cell) or ""
     return gid == GRADING_MD_ID or gid.startswith(CHECK_CELL_PREFIX)
 
 
@@ -208,11 +201,11 @@ def with_grading_cells(nb, assignment: course_config.Assignment):
     import copy
 
     nb = copy.deepcopy(nb)
-    nb.cells = [c for c in nb.cells if not _is_grading_cell(c) and _grade_id(c) != HELPER_CELL_ID]
+    nb.cells = [c for c in nb.cells if not _is_grading_cell(c) and grade_id(c) != HELPER_CELL_ID]
     at = save_cell_index(nb, assignment) + 1
     nb.cells[at:at] = grading_cells(assignment)
     if assignment.helpers:
-        at = next((i for i, c in enumerate(nb.cells) if _grade_id(c) == HELPER_CELL_BEFORE), None)
+        at = next((i for i, c in enumerate(nb.cells) if grade_id(c) == HELPER_CELL_BEFORE), None)
         if at is None:
             raise ReleaseError(f"{assignment.notebook}: no cell with grade_id {HELPER_CELL_BEFORE!r}; the cell that "
                                "fetches the helper files goes right before it")

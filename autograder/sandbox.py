@@ -670,7 +670,7 @@ def run_job(
         while not stop.wait(0.25):
             rounds += 1
             if kernel_memory:
-                if group.usage().get("oom_kills", 0):  # the kernel killed a process at the limit: stop the job
+                if group.oom_kills():  # the kernel killed a process at the limit: stop the job
                     memory_over.set()
                     _kill(proc)
                     return

@@ -16,6 +16,7 @@ from pathlib import Path
 from typing import Callable
 
 import course_config
+from autograder.notebook import grade_id
 
 COURSE = course_config.COURSE_DIR
 
@@ -96,16 +97,15 @@ def notebook(edit: Callable | None = None, *, cell: str | None = None, other: st
         a = course_config.assignment(folder.name)
         nb = release_notebook(other or folder.name)
         if cell is not None:
-            at = next(i for i, c in enumerate(nb.cells) if c.metadata.get("nbgrader", {}).get("grade_id") == "imports")
-            nb.cells.insert(at, nbformat.v4.new_code_cell(cell))
+            nb.cells.insert(_index(nb, "imports"), nbformat.v4.new_code_cell(cell))
         if edit is not None:
             edit(nb)
         nbformat.write(nb, folder / a.notebook)
     return build
 
 
-def _index(nb, grade_id: str) -> int:
-    return next(i for i, c in enumerate(nb.cells) if c.metadata.get("nbgrader", {}).get("grade_id") == grade_id)
+def _index(nb, cell_id: str) -> int:
+    return next(i for i, c in enumerate(nb.cells) if grade_id(c) == cell_id)
 
 
 def _delete_and_reorder(nb):
