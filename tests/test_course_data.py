@@ -12,7 +12,7 @@ import numpy as np
 import pytest
 
 from autograder import course_data
-from autograder.course_data import DataError, load_mnist, read_mnist_file
+from autograder.course_data import DataError, load_mnist, move_digits, read_mnist_file
 
 
 @pytest.fixture
@@ -144,3 +144,59 @@ def test_loader_is_standalone():
     inner = {alias.name.split(".")[0] for node in ast.walk(tree) if isinstance(node, ast.Import) for alias in node.names}
     inner |= {node.module.split(".")[0] for node in ast.walk(tree) if isinstance(node, ast.ImportFrom) and node.module}
     assert inner - set(sys.stdlib_module_names) <= {"numpy", "__future__", "tqdm", "pyarrow"}
+
+
+# -- moved digits ------------------------------------------------------------------------------
+def test_move_digits_is_reproducible_and_moves_every_digit(mnist):
+    _, (x_test, _) = mnist
+    x = x_test[:500]
+    moved = move_digits(x, seed=3)
+    assert moved.shape == x.shape and moved.dtype == np.uint8
+    assert np.array_equal(moved, move_digits(x, seed=3))
+    assert not np.array_equal(moved, move_digits(x, seed=4))
+    changed = np.abs(moved.astype(int) - x).sum(axis=(1, 2))
+    assert np.all(changed > 0), "every digit is moved"
+    # The ink stays (up to what a zoom adds or takes and what leaves the box): a moved digit, not noise.
+    ratio = moved.sum(axis=(1, 2)) / x.sum(axis=(1, 2))
+    assert 0.6 < ratio.min() and ratio.max() < 1.5 and abs(np.median(ratio) - 1) < 0.05
+
+
+def test_move_digits_without_movement_is_the_identity(mnist):
+    _, (x_test, _) = mnist
+    assert np.array_equal(move_digits(x_test[:100], seed=0, rotation_deg=0, shift_px=0, zoom=0), x_test[:100])
+
+
+def test_move_digits_moves_as_asked(mnist):
+    """A pure shift by a whole number of pixels moves the ink's centre by that much; a rotation turns it."""
+    _, (x_test, _) = mnist
+    x = x_test[:200].astype(np.float64)
+
+    def centre(images):
+        rows, cols = np.mgrid[0:28, 0:28]
+        mass = images.sum(axis=(1, 2))
+        return (images * rows).sum(axis=(1, 2)) / mass, (images * cols).sum(axis=(1, 2)) / mass
+
+    shifted = move_digits(x, seed=1, rotation_deg=0, zoom=0, shift_px=3).astype(np.float64)
+    dy = centre(shifted)[0] - centre(x)[0]
+    assert np.abs(dy).max() <= 3.2 and np.abs(dy).mean() > 1.0
+    zoomed = move_digits(x, seed=1, rotation_deg=0, shift_px=0, zoom=0.15)
+    ratio = zoomed.sum(axis=(1, 2)) / x.sum(axis=(1, 2))
+    assert 0.85**2 - 0.05 < ratio.min() and ratio.max() < 1.15**2 + 0.05  # ink scales with the area
+
+
+def test_move_digits_same_movement_for_every_shape_and_scale(mnist):
+    _, (x_test, _) = mnist
+    x = x_test[:50]
+    as_uint8 = move_digits(x, seed=5)
+    as_float = move_digits(x.astype("float32")[..., None] / 255.0, seed=5)
+    assert as_float.shape == (50, 28, 28, 1) and as_float.dtype == np.float32
+    assert np.abs(as_float[..., 0] * 255 - as_uint8).max() <= 0.51
+    # Image i moves the same way whatever follows it (one row of random draws per image).
+    assert np.array_equal(move_digits(x[:10], seed=5), as_uint8[:10])
+
+
+def test_move_digits_rejects_other_shapes():
+    with pytest.raises(ValueError, match="expects images of shape"):
+        move_digits(np.zeros((28, 28)), seed=0)
+    with pytest.raises(ValueError, match="expects images of shape"):
+        move_digits(np.zeros((2, 28, 28, 3)), seed=0)
