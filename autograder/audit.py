@@ -51,12 +51,14 @@ def choose(students: list[str], flagged: set[str], fraction: float, seed: int) -
 def compare(assignment: course_config.Assignment, profile: str, saved: StudentResult,
             executed: StudentResult) -> list[dict]:
     """Audit flags for one student: a metric that re-execution falls short of, or no model at all."""
-    gap = assignment.audit_gaps[profile]
+    gaps = assignment.audit_gaps[profile]
     flags = []
     saved_metrics = saved.extra.get("metrics", {})
     executed_metrics = executed.extra.get("metrics", {})
     for check_id, value in saved_metrics.items():
-        again = executed_metrics.get(check_id)
+        if check_id not in gaps:
+            continue
+        gap, again = gaps[check_id], executed_metrics.get(check_id)
         if again is None:
             why = executed.output.splitlines()[0] if executed.output else "no model was saved"
             flags.append({"check": check_id, "reason": f"{FLAG_PREFIX}re-running the notebook (profile {profile}) "
@@ -118,12 +120,14 @@ def audit(assignment_name: str, submitted_dir: Path, out_dir: Path, results: lis
 def render(a: course_config.Assignment, profile: str, seed: int, fraction: float, rows: list[AuditRow]) -> str:
     """The audit as Markdown: one row per audited student and metric."""
     lines = [f"# Audit of {a.name}: {len(rows)} notebook(s) re-run (profile {profile}, fraction {fraction:g}, "
-             f"seed {seed}, allowed gap {a.audit_gaps[profile]:.3f})", "",
+             f"seed {seed}; allowed gaps: "
+             + ", ".join(f"{check_id} {gap:.3f}" for check_id, gap in a.audit_gaps[profile].items()) + ")", "",
              "| student | why | check | saved model | re-run notebook | verdict |", "|---|---|---|---|---|---|"]
     for row in rows:
         for check_id, value in row.saved.items() or {"-": float("nan")}.items():
             again = row.executed.get(check_id)
             bad = any(f["check"] == check_id for f in row.flags)
+            verdict = "FLAGGED" if bad else "ok" if check_id in a.audit_gaps[profile] or check_id == "-" else "not audited"
             lines.append(f"| {escape(row.student)} | {row.reason} | {check_id} | {value:.4f} | "
-                         f"{'-' if again is None else f'{again:.4f}'} | {'FLAGGED' if bad else 'ok'} |")
+                         f"{'-' if again is None else f'{again:.4f}'} | {verdict} |")
     return "\n".join(lines) + "\n"

@@ -106,7 +106,7 @@ def _start_worker(job: Job) -> None:
 
 
 def _task_for(assignment: course_config.Assignment, profile: course_config.Profile, tasks: dict):
-    key = (assignment.dataset, profile.name)
+    key = (assignment.dataset, assignment.test_sets, profile.name)
     if key not in tasks:
         from autograder.tasks import load_task
 

@@ -47,7 +47,11 @@ class Submission:
     # not be read has a model problem and no prediction problem of its own.
     models: dict = field(default_factory=dict)
     model_problems: dict[str, str] = field(default_factory=dict)
-    predictions: dict[str, np.ndarray] = field(default_factory=dict)
+    predictions: dict[str, np.ndarray] = field(default_factory=dict)  # per model, on the test set
+    # The same for the assignment's other hidden test sets (e.g. "moved"): {test set: {model: outputs}},
+    # and their labels.
+    more_predictions: dict[str, dict[str, np.ndarray]] = field(default_factory=dict)
+    more_labels: dict[str, np.ndarray] = field(default_factory=dict)
     prediction_problems: dict[str, str] = field(default_factory=dict)
     engines: dict[str, str] = field(default_factory=dict)  # how each model's predictions were made
     notes: list[str] = field(default_factory=list)  # shown to the student above the checks
@@ -56,6 +60,19 @@ class Submission:
 
     def record_limits(self, result: sandbox.SandboxResult, what: str) -> None:
         self.limits_hit += [f"{limit} ({what})" for limit in result.limits_hit()]
+
+    def predictions_on(self, test_set: str) -> dict[str, np.ndarray]:
+        """Each model's outputs on one hidden test set."""
+        return self.predictions if test_set == "test" else self.more_predictions.get(test_set, {})
+
+    def labels_on(self, test_set: str) -> np.ndarray:
+        """The labels of one hidden test set (trusted side only)."""
+        return self.labels if test_set == "test" else self.more_labels[test_set]
+
+    def outputs_of(self, model: str) -> dict[str, np.ndarray]:
+        """One model's outputs on every test set it was scored on: {test set: outputs}."""
+        sets = {"test": self.predictions, **self.more_predictions}
+        return {name: by_model[model] for name, by_model in sets.items() if model in by_model}
 
 
 def job_limits() -> dict:
@@ -147,9 +164,12 @@ def predict(submission: Submission, spec: course_config.ModelSpec, model_path: P
             submission.prediction_problems[spec.name] = f"the grader could not read the model's predictions ({exc})"
             return
     try:
-        submission.predictions[spec.name] = task.check_predictions(spec, outputs)
+        outputs = task.check_predictions(spec, outputs)
     except ValueError as exc:
         submission.prediction_problems[spec.name] = str(exc)
+        return
+    for test_set, part in task.split(outputs).items():
+        submission.predictions_on(test_set)[spec.name] = part
 
 
 def prepare_submission(
@@ -166,6 +186,9 @@ def prepare_submission(
 ) -> Submission:
     """Everything the checks need to know about one student's submission."""
     submission = Submission(student=student, assignment=assignment, profile=profile.name, labels=task.labels)
+    for test_set in task.test_sets[1:]:
+        submission.more_predictions[test_set] = {}
+        submission.more_labels[test_set] = task.labels_of(test_set)
     with sandbox.scratch(course_config.LIMITS.disk_limit_mb) as workdir:
         copy_submission(src, workdir, submission.notes)
         if execute:
@@ -221,9 +244,10 @@ def metric_values(submission: Submission, task) -> dict[str, float]:
     a = submission.assignment
     values = {}
     for check_id in a.thresholds.get(submission.profile, {}):
-        spec = a.model_of(check_id)
-        if spec.name in submission.predictions:
-            values[check_id] = round(float(task.metric(submission.predictions[spec.name], submission.labels)), 6)
+        spec, test_set = a.model_of(check_id), a.check(check_id).test_set
+        outputs = submission.predictions_on(test_set).get(spec.name)
+        if outputs is not None:
+            values[check_id] = round(float(task.metric(outputs, submission.labels_on(test_set))), 6)
     return values
 
 
@@ -282,6 +306,6 @@ def grade_submission(
     details = {}
     for spec in assignment.models:
         if spec.name in submission.predictions:
-            details[spec.name] = task.details(spec, submission.predictions[spec.name])
+            details[spec.name] = task.details(spec, submission.outputs_of(spec.name))
     return StudentResult(student, assignment.name, checks, "\n".join(submission.notes),
                          time.monotonic() - start, extra, details, flags=flags)

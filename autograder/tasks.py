@@ -25,10 +25,16 @@ REFERENCE_CURVES = course_config.COURSE_DIR / "docs" / "reference_roc.json"
 
 
 class Task:
-    """Grader-side data of one dataset: hidden test inputs (``x_test``) and their labels (``y_test``)."""
+    """Grader-side data of one dataset: hidden test inputs (``x_test``) and their labels (``y_test``).
+
+    A task may hold more hidden test sets than the dataset's own (``test_sets``, "test" first; MNIST
+    has "moved"). The sandbox predicts them all in one job, inputs one set after the other, and
+    :meth:`split` cuts the outputs back into one array per set.
+    """
 
     x_test: np.ndarray
     y_test: np.ndarray
+    test_sets: tuple[str, ...] = ("test",)
 
     def __init__(self, profile: course_config.Profile):
         self.profile = profile
@@ -37,6 +43,22 @@ class Task:
     @property
     def labels(self) -> np.ndarray:
         return self.y_test
+
+    def inputs_of(self, test_set: str) -> np.ndarray:
+        """The raw inputs of one hidden test set."""
+        if test_set == "test":
+            return self.x_test
+        raise KeyError(f"{type(self).__name__} has no test set {test_set!r}")
+
+    def labels_of(self, test_set: str) -> np.ndarray:
+        """The labels of one hidden test set (trusted side only)."""
+        self.inputs_of(test_set)
+        return self.y_test
+
+    def split(self, outputs: np.ndarray) -> dict[str, np.ndarray]:
+        """Checked outputs for every test set together, as one array per test set."""
+        bounds = np.cumsum([len(self.inputs_of(s)) for s in self.test_sets])[:-1]
+        return dict(zip(self.test_sets, np.split(outputs, bounds)))
 
     # -- what the sandbox sees ---------------------------------------------------------------
     def _dir(self, kind: str, fill) -> Path:
@@ -66,7 +88,7 @@ class Task:
     def fingerprint(self) -> str:
         """A digest of the test inputs and labels: results graded on other data are not reused."""
         h = hashlib.sha256()
-        for array in (self.x_test, self.y_test):
+        for array in [self.inputs_of(s) for s in self.test_sets] + [self.y_test]:
             h.update(str((array.shape, array.dtype.str)).encode())
             h.update(np.ascontiguousarray(array).tobytes())
         return h.hexdigest()[:16]
@@ -78,21 +100,36 @@ class Task:
 
 
 class MnistTask(Task):
-    """MNIST for the grader: the test images for the sandbox, the labels for the checks."""
+    """MNIST for the grader: the test images for the sandbox, the labels for the checks.
+
+    With ``"moved"`` among ``test_sets``, the test digits moved by ``course_data.move_digits`` with
+    ``course_config.MOVED_DIGITS_SEED`` are a second hidden test set, with the same labels.
+    """
 
     metric = staticmethod(accuracy)
+    TEST_SETS = ("test", "moved")
 
-    def __init__(self, profile: course_config.Profile | None = None):
+    def __init__(self, profile: course_config.Profile | None = None, test_sets: tuple[str, ...] = ("test",)):
         super().__init__(profile or course_config.profile(course_config.DEFAULT_PROFILE))
-        from autograder.course_data import load_mnist
+        from autograder.course_data import load_mnist, move_digits
 
+        unknown = [s for s in test_sets if s not in self.TEST_SETS]
+        if unknown or not test_sets or test_sets[0] != "test":
+            raise ValueError(f"MNIST test sets are {self.TEST_SETS}, \"test\" first; asked for {test_sets}")
+        self.test_sets = tuple(test_sets)
         (self.x_train, self.y_train), (self.x_test, self.y_test) = load_mnist()
         if self.y_test is None:
             raise RuntimeError("the grader's MNIST file has no test labels; point COURSE_DATA_DIR at the full file")
+        if "moved" in self.test_sets:
+            self.x_moved = move_digits(self.x_test, course_config.MOVED_DIGITS_SEED)
+
+    def inputs_of(self, test_set: str) -> np.ndarray:
+        return self.x_moved if test_set == "moved" and "moved" in self.test_sets else super().inputs_of(test_set)
 
     def prediction_inputs(self) -> np.ndarray:
-        """Test images scaled to [0, 1] as float32, shape (N, 28, 28)."""
-        return self.x_test.astype(np.float32) / course_config.MNIST_PIXEL_SCALE
+        """The images of every test set, one set after the other, scaled to [0, 1] as float32, shape (N, 28, 28)."""
+        images = np.concatenate([self.inputs_of(s) for s in self.test_sets])
+        return images.astype(np.float32) / course_config.MNIST_PIXEL_SCALE
 
     def input_shape(self, spec: course_config.ModelSpec, model) -> tuple[int, ...]:
         """The model's declared input shape if the grader can feed MNIST images in it; else ValueError."""
@@ -106,32 +143,43 @@ class MnistTask(Task):
 
     def check_predictions(self, spec: course_config.ModelSpec, outputs: np.ndarray) -> np.ndarray:
         """The model's outputs if they are one row of 10 finite class scores per image; else ValueError."""
-        expected = (len(self.x_test), 10)
+        expected = (sum(len(self.inputs_of(s)) for s in self.test_sets), 10)
         if outputs.shape != expected:
-            raise ValueError(f"the model outputs shape {outputs.shape}; expected {expected}, one row of 10 class scores per image")
+            raise ValueError(f"the model outputs shape {outputs.shape} for {expected[0]:,} images; expected {expected}, "
+                             "one row of 10 class scores per image")
         if not np.all(np.isfinite(outputs)):
             raise ValueError("the model outputs NaN or infinite values")
         return outputs
 
-    def details(self, spec: course_config.ModelSpec, predictions: np.ndarray) -> dict:
-        """Confusion matrix and the most confident mistakes (at most 12 digits with their labels)."""
+    def details(self, spec: course_config.ModelSpec, outputs: dict[str, np.ndarray]) -> dict:
+        """Confusion matrix and the most confident mistakes (at most 12 digits with their labels);
+        the same mistakes and the accuracy on the moved digits where they are a test set."""
+        predictions = outputs["test"]
         predicted = np.argmax(predictions, axis=1)
         truth = self.y_test.astype(np.int64)
         confusion = np.bincount(truth * 10 + predicted, minlength=100).reshape(10, 10)
-        wrong = np.flatnonzero(predicted != truth)
-        confidence = predictions[wrong, predicted[wrong]]
-        order = wrong[np.lexsort((wrong, -confidence))][:MAX_MISCLASSIFIED]
-        return {
+        detail = {
             "kind": "mnist",
             "file": spec.file,
             "accuracy": float(np.mean(predicted == truth)),
             "confusion": confusion.tolist(),
-            "misclassified": [
-                {"index": int(i), "true": int(truth[i]), "predicted": int(predicted[i]),
-                 "confidence": round(float(predictions[i, predicted[i]]), 4), "image": self.x_test[i].tolist()}
-                for i in order
-            ],
+            "misclassified": self._mistakes(predictions, self.x_test),
         }
+        if "moved" in outputs:
+            detail["moved"] = {"accuracy": float(np.mean(np.argmax(outputs["moved"], axis=1) == truth)),
+                               "misclassified": self._mistakes(outputs["moved"], self.x_moved)}
+        return detail
+
+    def _mistakes(self, predictions: np.ndarray, images: np.ndarray) -> list[dict]:
+        """The most confident mistakes, at most 12, with their images."""
+        predicted = np.argmax(predictions, axis=1)
+        truth = self.y_test.astype(np.int64)
+        wrong = np.flatnonzero(predicted != truth)
+        confidence = predictions[wrong, predicted[wrong]]
+        order = wrong[np.lexsort((wrong, -confidence))][:MAX_MISCLASSIFIED]
+        return [{"index": int(i), "true": int(truth[i]), "predicted": int(predicted[i]),
+                 "confidence": round(float(predictions[i, predicted[i]]), 4), "image": images[i].tolist()}
+                for i in order]
 
     def write_sandbox_data(self, folder: Path) -> None:
         """Training data and test images only, as ``mnist.npz``."""
@@ -187,8 +235,9 @@ class SusyTask(Task):
             raise ValueError(f"{spec.file} outputs NaN or infinite values")
         return scores
 
-    def details(self, spec: course_config.ModelSpec, scores: np.ndarray) -> dict:
+    def details(self, spec: course_config.ModelSpec, outputs: dict[str, np.ndarray]) -> dict:
         """The ROC curve (at most 201 points) and AUC, with the reference solution's curve when recorded."""
+        scores = outputs["test"]
         fpr, tpr = roc_points(scores, self.y_test)
         return {
             "kind": "roc",
@@ -230,6 +279,10 @@ def reference_curve(profile: str, model: str) -> dict | None:
 TASKS = {"mnist": MnistTask, "susy": SusyTask}
 
 
-def load_task(assignment: course_config.Assignment, profile: course_config.Profile) -> Task:
-    """The test data ``assignment`` is graded on under ``profile``."""
-    return TASKS[assignment.dataset](profile)
+def load_task(assignment: course_config.Assignment, profile: course_config.Profile,
+              test_sets: tuple[str, ...] | None = None) -> Task:
+    """The test data ``assignment`` is graded on under ``profile`` (its checks' test sets, or ``test_sets``)."""
+    test_sets = test_sets or assignment.test_sets
+    if test_sets == ("test",):
+        return TASKS[assignment.dataset](profile)
+    return TASKS[assignment.dataset](profile, test_sets=test_sets)

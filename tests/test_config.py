@@ -59,3 +59,33 @@ def test_unknown_names_are_reported():
         course_config.assignment("nope")
     with pytest.raises(ValueError, match="known: "):
         course_config.profile("nope")
+
+
+@pytest.mark.parametrize("name", NAMES)
+def test_test_sets_and_audit_gaps_name_metric_checks(name):
+    """A check scored on another test set than "test" is a metric check the task can load; audits name metric checks."""
+    from autograder.tasks import MnistTask
+
+    a = course_config.assignment(name)
+    for c in a.checks:
+        if c.test_set != "test":
+            assert a.dataset == "mnist" and c.test_set in MnistTask.TEST_SETS, (c.id, c.test_set)
+            assert all(c.id in a.thresholds[p] for p in course_config.PROFILES), c.id
+    for profile, gaps in a.audit_gaps.items():
+        assert profile in course_config.PROFILES
+        assert set(gaps) <= set(a.thresholds[profile]) and all(0 < g < 0.1 for g in gaps.values())
+
+
+@pytest.mark.parametrize("name", ["mnist_dense", "mnist_cnn", "mnist_augment"])
+def test_notebook_goal_is_the_full_profile_full_credit(name):
+    """The goal a student reads at the top of the notebook is what earns full credit on a saved model."""
+    import json
+    import re
+
+    a = course_config.assignment(name)
+    nb = json.loads((course_config.COURSE_DIR / "source" / name / a.notebook).read_text())
+    intro = "".join(nb["cells"][0]["source"])
+    goal = re.search(r"\*\*Goal: (.*?)\*\*", intro, re.S).group(1)
+    stated = [float(v) / 100 for v in re.findall(r"(\d+(?:\.\d+)?) %", goal)]
+    wanted = [t.full_credit for t in a.thresholds["full"].values()]
+    assert stated == pytest.approx(wanted, abs=1e-9), f"{name}: the notebook's goal says {goal!r}"

@@ -70,6 +70,9 @@ class GradingPlugin:
     def _model_name(self, request) -> str:
         return self._assignment.model_of(check_id(request.node)).name
 
+    def _test_set(self, request) -> str:
+        return self._assignment.check(check_id(request.node)).test_set
+
     @pytest.fixture
     def model(self, request):
         """The architecture of the model this check judges; fails the check if its file can't be read."""
@@ -80,18 +83,19 @@ class GradingPlugin:
 
     @pytest.fixture
     def predictions(self, request):
-        """That model's outputs on the hidden test inputs, made in the sandbox."""
+        """That model's outputs on the check's hidden test set, made in the sandbox."""
         name = self._model_name(request)
-        if name not in self._submission.predictions:
+        outputs = self._submission.predictions_on(self._test_set(request))
+        if name not in outputs:
             sub = self._submission
             problem = sub.model_problems.get(name) or sub.prediction_problems.get(name, "no predictions")
             pytest.fail(problem, pytrace=False)
-        return self._submission.predictions[name]
+        return outputs[name]
 
     @pytest.fixture
-    def labels(self):
-        """The hidden test labels (trusted side only)."""
-        return self._submission.labels
+    def labels(self, request):
+        """The labels of the check's hidden test set (trusted side only)."""
+        return self._submission.labels_on(self._test_set(request))
 
     @pytest.fixture
     def threshold(self, request):

@@ -5,7 +5,7 @@ The CNN checks are those of mnist_cnn (imported, not copied); these add the augm
 
 import pytest
 
-from autograder.checks.common import assert_layers_absent, assert_layers_present
+from autograder.checks.common import accuracy, assert_layers_absent, assert_layers_present, score_metric
 from autograder.checks.test_mnist_cnn import (  # noqa: F401 - collected as this assignment's checks too
     test_accuracy_on_mnist_test_set,
     test_at_least_two_conv2d_layers,
@@ -24,3 +24,8 @@ def test_random_augmentation_layers_in_model(model, assignment):
 @pytest.mark.check("no_flip")
 def test_no_flip_layers(model, assignment):
     assert_layers_absent(model, assignment.forbidden_layers, "a flipped digit is a different symbol (a mirrored 2 is not a 2)")
+
+
+@pytest.mark.check("moved_accuracy")
+def test_accuracy_on_moved_test_digits(predictions, labels, threshold, score):
+    score_metric("accuracy on the moved test digits", accuracy(predictions, labels), threshold, score)

@@ -7,7 +7,8 @@ JavaScript, no external resource) rendered from a grading record (``StudentResul
 - a note when a check was flagged for review, and the grader's notes in a preformatted block;
 - one table row per check: points earned, pass / partial / fail, the grader's message;
 - per MNIST model: the confusion matrix as a heatmap with the counts written in the cells, and the
-  misclassified test digits (at most 12) with their true and predicted labels;
+  misclassified test digits (at most 12) with their true and predicted labels; where the model was
+  scored on moved digits too, that accuracy and the moved digits it got wrong;
 - for the SUSY models: one figure with every model's ROC curve beside the reference solution's
   (dashed, same colour), with the AUCs in the legend and in a small table.
 
@@ -424,6 +425,11 @@ DIGITS_CAPTION = (
     "the model predicted and how sure it was. Mistakes on clearly written digits point at the model; "
     "ambiguous ones are hard for everyone."
 )
+MOVED_CAPTION = (
+    "Moved test images the model got wrong, most confident mistakes first. Each is a test digit turned by up "
+    "to 15°, shifted by up to 3 pixels and zoomed by up to 15 %, as handwriting varies; a model that learned "
+    "what stays the same under these changes reads them as well as the originals."
+)
 ROC_CAPTION = (
     "A ROC curve shows, for every threshold on a classifier's output, the fraction of signal events kept "
     "(signal efficiency, y axis) against the fraction of background events kept (background efficiency, "
@@ -449,7 +455,18 @@ def _mnist_section(name: str, detail: dict) -> str:
         parts.append(f"<h3>Misclassified digits ({len(digits)} shown)</h3><figure>"
                      + _img(digits_png(digits), f"{len(digits)} misclassified test digits")
                      + f"<figcaption>{DIGITS_CAPTION}</figcaption></figure>")
-    if confusion is None and not digits:
+    moved = detail.get("moved") if isinstance(detail.get("moved"), dict) else None
+    if moved is not None:
+        moved_accuracy = _num(moved.get("accuracy"))
+        parts.append("<h3>Moved digits</h3>")
+        if moved_accuracy is not None:
+            parts.append(f"<p>Accuracy on the same test images moved (rotated, shifted and zoomed a little): "
+                         f"<strong>{100 * moved_accuracy:.2f} %</strong></p>")
+        moved_digits = _digits(moved.get("misclassified"))
+        if moved_digits:
+            parts.append("<figure>" + _img(digits_png(moved_digits), f"{len(moved_digits)} misclassified moved digits")
+                         + f"<figcaption>{MOVED_CAPTION}</figcaption></figure>")
+    if confusion is None and not digits and moved is None:
         parts.append('<p class="muted">No plots for this model.</p>')
     return "".join(parts) + "</section>"
 
