@@ -31,7 +31,7 @@ class Sample:
     base: str  # "solutions" or "release"
     edits: tuple[tuple[str, str, str], ...]  # (cell grade_id, old text, new text)
     expect: str  # "full", "zero" or "partial"
-    expect_words: str = ""  # must appear in the student's output
+    expect_words: str = ""  # must appear in the notes or in a check that lost points
 
 
 SAMPLES: dict[str, tuple[Sample, ...]] = {
@@ -101,6 +101,18 @@ SAMPLES: dict[str, tuple[Sample, ...]] = {
             "partial",
             "remove RandomFlip",
         ),
+        Sample(
+            "dan",
+            "augmentation layers kept, every factor set to 0",
+            "solutions",
+            (
+                ("build_model", "keras.layers.RandomRotation(0.03),", "keras.layers.RandomRotation(0.0),"),
+                ("build_model", "keras.layers.RandomTranslation(0.1, 0.1),", "keras.layers.RandomTranslation(0.0, 0.0),"),
+                ("build_model", "keras.layers.RandomZoom(0.1),", "keras.layers.RandomZoom(0.0),"),
+            ),
+            "partial",
+            "accuracy on the moved test digits",
+        ),
     ),
     "susy": (
         Sample("ada", "reference solution", "solutions", (), "full"),
@@ -144,7 +156,8 @@ def outcome_ok(sample: Sample, result) -> bool:
         return False
     if sample.expect == "partial" and not 0 < result.score < result.max_score:
         return False
-    text = result.output + "\n" + "\n".join(c.output for c in result.checks)
+    # The expected words must explain lost points: in the notes, or in a check that did not earn all its points.
+    text = result.output + "\n" + "\n".join(c.output for c in result.checks if c.score < c.points)
     return sample.expect_words in text
 
 

@@ -62,6 +62,8 @@ def test_no_solution_or_hidden_test_text_reaches_release(name):
         if path.is_file():
             text = path.read_text(errors="replace")
             assert "BEGIN SOLUTION" not in text and "BEGIN HIDDEN TESTS" not in text, path
+            if path.suffix == ".ipynb":  # the cells' text, as a student reads it (JSON escapes quotes)
+                text = "\n".join(c.source for c in nbformat.reads(text, 4).cells)
             leaked = [line for line in secrets if line in text]
             assert not leaked, f"{path.name} contains solution code: {leaked[:3]}"
 
