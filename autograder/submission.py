@@ -169,7 +169,8 @@ def predict(submission: Submission, spec: course_config.ModelSpec, model_path: P
         submission.prediction_problems[spec.name] = str(exc)
         return
     for test_set, part in task.split(outputs).items():
-        submission.predictions_on(test_set)[spec.name] = part
+        by_model = submission.predictions if test_set == "test" else submission.more_predictions.setdefault(test_set, {})
+        by_model[spec.name] = part
 
 
 def prepare_submission(
@@ -187,7 +188,6 @@ def prepare_submission(
     """Everything the checks need to know about one student's submission."""
     submission = Submission(student=student, assignment=assignment, profile=profile.name, labels=task.labels)
     for test_set in task.test_sets[1:]:
-        submission.more_predictions[test_set] = {}
         submission.more_labels[test_set] = task.labels_of(test_set)
     with sandbox.scratch(course_config.LIMITS.disk_limit_mb) as workdir:
         copy_submission(src, workdir, submission.notes)
