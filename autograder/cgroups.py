@@ -4,7 +4,10 @@ The memory controller counts everything the job's processes make resident, files
 RAM-backed folders (tmpfs: ``/tmp`` and the scratch folder) included, and the kernel's OOM killer
 stops the job at the limit. The pids controller caps processes and threads together (a fork bomb
 gets ``EAGAIN``). At the end every process left in the group is killed, even ones that escaped the
-job's process group (a daemonised child, a double fork).
+job's process group (a daemonised child, a double fork). The group also counts the CPU time of
+everything in it (v2's ``cpu.stat``, v1's ``cpuacct`` controller where it is mounted): a parent's
+``getrusage`` misses processes that are not reaped by their own parent, such as everything inside
+bubblewrap's PID namespace.
 
 Both cgroup versions are supported and detected, never assumed: v2 (the unified hierarchy, where the
 grader's own group must delegate ``memory`` and ``pids``) or v1 (one hierarchy per controller, as on
@@ -36,6 +39,7 @@ class Support:
     memory: Path | None  # the folder under which job groups with a memory controller are made
     pids: Path | None  # the same for the pids controller (v2: the same folder as memory)
     reason: str  # why a controller is missing, or "" when both work
+    cpuacct: Path | None = None  # v1 only, where mounted: CPU time accounting (v2 counts it in every group)
 
     def describe(self) -> str:
         if self.version == 0:
@@ -134,7 +138,13 @@ def _v1_support(mounts) -> Support:
             found[controller] = base
     if not found:
         return Support(0, None, None, "; ".join(reasons) or "no cgroup file system")
-    return Support(1, found.get("memory"), found.get("pids"), "; ".join(reasons))
+    cpuacct = None  # accounting only: without it CPU time comes from getrusage, so no reason is kept
+    points = [m for m, fstype, opts in mounts if fstype == "cgroup" and "cpuacct" in opts.split(",")]
+    if points and "cpuacct" in own:
+        base = Path(points[0]) / own["cpuacct"].lstrip("/")
+        if not _try_child(base, ("cpuacct.usage",)):
+            cpuacct = base
+    return Support(1, found.get("memory"), found.get("pids"), "; ".join(reasons), cpuacct)
 
 
 @lru_cache(maxsize=None)
@@ -196,7 +206,7 @@ class JobGroup:
         name = f"{PREFIX}{os.getpid()}-{next(_counter)}"
         self.dirs: dict[str, Path] = {}
         try:
-            for controller, parent in (("memory", s.memory), ("pids", s.pids)):
+            for controller, parent in (("memory", s.memory), ("pids", s.pids), ("cpuacct", s.cpuacct)):
                 if parent is None:
                     continue
                 if parent in self.dirs.values():  # v2: one group holds both controllers
@@ -244,9 +254,21 @@ class JobGroup:
             return _read_keyed(mem / "memory.events", "oom_kill")
         return _read_keyed(mem / "memory.oom_control", "oom_kill")
 
+    def cpu_seconds(self) -> float | None:
+        """CPU time (user and system) of every process that ran in the group, or None where not counted."""
+        if self.version == 2 and "memory" in self.dirs:
+            stat = self.dirs["memory"] / "cpu.stat"
+            return _read_keyed(stat, "usage_usec") / 1e6 if stat.exists() else None
+        if "cpuacct" in self.dirs:
+            return _read_int(self.dirs["cpuacct"] / "cpuacct.usage") / 1e9
+        return None
+
     def usage(self) -> dict:
-        """Peak memory (MB), OOM kills, peak processes and refused forks, as far as the kernel reports them."""
+        """Peak memory (MB), OOM kills, peak processes, refused forks and CPU seconds, as far as the kernel reports them."""
         out = {}
+        cpu = self.cpu_seconds()
+        if cpu is not None:
+            out["cpu_seconds"] = cpu
         mem, pids = self.dirs.get("memory"), self.dirs.get("pids")
         if mem is not None:
             peak = mem / ("memory.peak" if self.version == 2 else "memory.max_usage_in_bytes")

@@ -726,7 +726,10 @@ def run_job(
         processes_refused=usage.get("refused_forks", 0),
         peak_processes=usage.get("peak_processes", 0),
         output_mb=(tails[0].total + tails[1].total) / 2**20,
-        cpu_seconds=(cpu_after.ru_utime + cpu_after.ru_stime) - (cpu_before.ru_utime + cpu_before.ru_stime),
+        # The job's control group counts every process in it; getrusage only the ones their parents reaped
+        # (none inside bubblewrap's PID namespace), so it is the fallback where no group counts CPU time.
+        cpu_seconds=usage.get("cpu_seconds", (cpu_after.ru_utime + cpu_after.ru_stime)
+                              - (cpu_before.ru_utime + cpu_before.ru_stime)),
     )
 
 

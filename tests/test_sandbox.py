@@ -149,6 +149,17 @@ def test_time_limit_kills_the_child(tmp_path, backend):
 
 
 @pytest.mark.parametrize("backend", sandbox.available_backends())
+def test_cpu_time_of_the_whole_job_is_counted(tmp_path, backend):
+    # Two busy processes (the shell and a child it starts in the background) for about 2 s each; inside
+    # bubblewrap's PID namespace nothing reaches the grader's getrusage, so the control group counts it.
+    busy = "end=$(($(date +%s) + 2)); while [ $(date +%s) -lt $end ]; do :; done"
+    result = run_shell(tmp_path, backend, f"( {busy} ) & {busy}; wait")
+    assert result.ok, result.problem()
+    assert result.cpu_seconds > 1.5, f"CPU time {result.cpu_seconds:.2f} s for two processes busy about 2 s each"
+    assert result.cpu_seconds < 60
+
+
+@pytest.mark.parametrize("backend", sandbox.available_backends())
 def test_memory_limit_kills_the_child(tmp_path, backend):
     # The shell holds 600 MB in a variable, 300 MB over the limit.
     result = run_shell(tmp_path, backend, 'a=$(head -c 600000000 /dev/zero | tr "\\0" a); echo survived',
