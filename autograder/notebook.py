@@ -156,15 +156,8 @@ def execute_notebook(submission, workdir: Path, task, *, profile: course_config.
         **job_limits(),
     )
     report = read_json(workdir / ".execution.json")
-    submission.execution = {
-        "status": "ok" if result.ok and report.get("status") == "ok" else "failed",
-        "seconds": round(result.seconds, 1),
-        "peak_memory_mb": round(result.peak_memory_mb),
-        "disk_used_mb": round(result.disk_used_mb, 1),
-        "output_mb": round(result.output_mb, 1),
-        "cpu_seconds": round(result.cpu_seconds, 1),
-        "sandbox": result.backend,
-    }
+    submission.execution = {"status": "ok" if result.ok and report.get("status") == "ok" else "failed",
+                            **result.usage()}
     submission.record_limits(result, "running the notebook")
     executed = workdir / f".{EXECUTED_NOTEBOOK}"
     if keep_dir is not None and executed.is_file() and not executed.is_symlink():

@@ -105,6 +105,17 @@ class SandboxResult:
             return f"exited with code {code}" + (f": {tail}" if tail else "")
         return None
 
+    def usage(self) -> dict:
+        """What the job used, rounded for a results file: wall and CPU seconds, peak memory, disk, output."""
+        return {
+            "seconds": round(self.seconds, 1),
+            "cpu_seconds": round(self.cpu_seconds, 1),
+            "peak_memory_mb": round(self.peak_memory_mb),
+            "disk_used_mb": round(self.disk_used_mb, 1),
+            "output_mb": round(self.output_mb, 1),
+            "sandbox": self.backend,
+        }
+
     def limits_hit(self) -> list[str]:
         """The names of the limits this job ran into (for the batch summary)."""
         hit = [("time limit", self.timed_out), ("memory limit", self.memory_exceeded),

@@ -54,6 +54,7 @@ class Submission:
     more_labels: dict[str, np.ndarray] = field(default_factory=dict)
     prediction_problems: dict[str, str] = field(default_factory=dict)
     engines: dict[str, str] = field(default_factory=dict)  # how each model's predictions were made
+    prediction_usage: dict[str, dict] = field(default_factory=dict)  # per model: what its prediction job used
     notes: list[str] = field(default_factory=list)  # shown to the student above the checks
     execution: dict = field(default_factory=dict)
     limits_hit: list[str] = field(default_factory=list)
@@ -147,6 +148,7 @@ def predict(submission: Submission, spec: course_config.ModelSpec, model_path: P
             **job_limits(),
         )
         submission.record_limits(result, f"predicting with {spec.file}")
+        submission.prediction_usage[spec.name] = result.usage()
         if not result.ok:
             submission.prediction_problems[spec.name] = (
                 f"the grader could not load {spec.file} and predict: {result.problem()}"
@@ -298,6 +300,7 @@ def grade_submission(
             "summary": info.summary(),
             **({"parameters": info.n_params} if isinstance(info, ModelInfo) else {}),
             **({"engine": submission.engines[name]} if name in submission.engines else {}),
+            **({"prediction": submission.prediction_usage[name]} if name in submission.prediction_usage else {}),
         }
     metrics = metric_values(submission, task)
     if metrics:

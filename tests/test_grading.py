@@ -117,6 +117,16 @@ def test_results_json_is_gradescope_format(graded):
     assert "[FAIL] output layer is Dense(10, softmax): 0/1" in feedback
 
 
+def test_results_record_what_each_prediction_job_used(graded):
+    # A TA looking for a slow or memory-hungry model finds its prediction job's usage in extra_data.
+    results, out = graded
+    data = json.loads((out / "alice" / A.name / "results.json").read_text())
+    used = data["extra_data"]["models"]["model"]["prediction"]
+    assert used["seconds"] > 0 and used["cpu_seconds"] > 0 and used["peak_memory_mb"] > 10
+    assert used["sandbox"] == results["alice"].extra["sandbox"]
+    assert "prediction" not in results["frank"].extra.get("models", {}).get("model", {})  # no model, no job
+
+
 def test_grades_csv_has_a_row_per_student_and_a_column_per_check(graded):
     results, out = graded
     with open(out / "grades.csv", newline="") as f:
