@@ -121,29 +121,30 @@ def _v2_support(mounts) -> Support | None:
     return None
 
 
+def _v1_controller(mounts, own: dict[str, str], controller: str, probe_file: str) -> tuple[Path | None, str]:
+    """The folder under which v1 job groups of ``controller`` can be made, or None and the reason."""
+    points = [m for m, fstype, opts in mounts if fstype == "cgroup" and controller in opts.split(",")]
+    if not points or controller not in own:
+        return None, f"no cgroup v1 {controller} controller mounted"
+    base = Path(points[0]) / own[controller].lstrip("/")
+    reason = _try_child(base, (probe_file,))
+    return (None, f"{controller}: {reason}") if reason else (base, "")
+
+
 def _v1_support(mounts) -> Support:
     own = _own_groups()
     found: dict[str, Path] = {}
     reasons = []
     for controller, limit_file in (("memory", "memory.limit_in_bytes"), ("pids", "pids.max")):
-        points = [m for m, fstype, opts in mounts if fstype == "cgroup" and controller in opts.split(",")]
-        if not points or controller not in own:
-            reasons.append(f"no cgroup v1 {controller} controller mounted")
-            continue
-        base = Path(points[0]) / own[controller].lstrip("/")
-        reason = _try_child(base, (limit_file,))
-        if reason:
-            reasons.append(f"{controller}: {reason}")
+        base, reason = _v1_controller(mounts, own, controller, limit_file)
+        if base is None:
+            reasons.append(reason)
         else:
             found[controller] = base
     if not found:
         return Support(0, None, None, "; ".join(reasons) or "no cgroup file system")
-    cpuacct = None  # accounting only: without it CPU time comes from getrusage, so no reason is kept
-    points = [m for m, fstype, opts in mounts if fstype == "cgroup" and "cpuacct" in opts.split(",")]
-    if points and "cpuacct" in own:
-        base = Path(points[0]) / own["cpuacct"].lstrip("/")
-        if not _try_child(base, ("cpuacct.usage",)):
-            cpuacct = base
+    # Accounting only: without it CPU time comes from getrusage, so its reason is not kept.
+    cpuacct, _ = _v1_controller(mounts, own, "cpuacct", "cpuacct.usage")
     return Support(1, found.get("memory"), found.get("pids"), "; ".join(reasons), cpuacct)
 
 

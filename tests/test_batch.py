@@ -21,14 +21,14 @@ A = course_config.MNIST_DENSE
 
 
 def comparable(result) -> dict:
-    """A result without its timings and resource usage (they differ from run to run)."""
+    """A result without its timings, CPU time and peak memory (they differ from run to run)."""
     data = result.to_dict()
     data.pop("seconds")
     extra = data.get("extra", {})
-    if "execution" in extra:
-        extra["execution"] = {"status": extra["execution"]["status"]}
-    for model in extra.get("models", {}).values():
-        model.pop("prediction", None)
+    jobs = [extra.get("execution", {})] + [m.get("prediction", {}) for m in extra.get("models", {}).values()]
+    for usage in jobs:
+        for key in ("seconds", "cpu_seconds", "peak_memory_mb"):
+            usage.pop(key, None)
     return data
 
 
