@@ -44,7 +44,7 @@ BACKENDS = ("bwrap", "unshare", "none")
 WORK = "/submission"  # the scratch folder as the child sees it
 DATA = "/data"  # the read-only data folder as the child sees it
 JOB_FILE = "_autograder_job.py"
-ENGINE_FILE = "_autograder_keras_numpy.py"  # autograder/keras_numpy.py, importable by the job
+ENGINE_PACKAGE = "_autograder_keras_numpy"  # the package autograder/keras_numpy, importable by the job
 THREAD_VARS = ("OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS", "MKL_NUM_THREADS", "TF_NUM_INTRAOP_THREADS",
                "TF_NUM_INTEROP_THREADS")
 NOBODY = 65534
@@ -752,9 +752,18 @@ def _kill(proc: subprocess.Popen) -> None:
 
 
 def install_job(workdir: Path) -> None:
-    """Copy this module (and the NumPy Keras engine) into ``workdir`` so the child can run its jobs."""
+    """Copy this module and the NumPy Keras engine package into ``workdir`` so the child can run its jobs."""
     shutil.copyfile(__file__, Path(workdir) / JOB_FILE)
-    shutil.copyfile(Path(__file__).with_name("keras_numpy.py"), Path(workdir) / ENGINE_FILE)
+    copy_engine(Path(workdir) / ENGINE_PACKAGE)
+
+
+def copy_engine(dest: Path) -> None:
+    """Copy the NumPy Keras engine package (its ``.py`` files only) to ``dest``, a new folder."""
+    engine = Path(__file__).with_name("keras_numpy")
+    for path in sorted(engine.rglob("*.py")):
+        target = dest / path.relative_to(engine)
+        target.parent.mkdir(parents=True, exist_ok=True)
+        shutil.copyfile(path, target)
 
 
 def python_argv(job: str, *args: str) -> list[str]:

@@ -8,6 +8,10 @@ import numpy as np
 import pytest
 
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+# TensorFlow's oneDNN kernels sum in an order that depends on the CPU's instruction set (AVX-512 BF16
+# machines differ from others by ~3e-5 on a softmax); the tests compare the NumPy engine with Keras'
+# plain kernels, the same on every machine.
+os.environ.setdefault("TF_ENABLE_ONEDNN_OPTS", "0")
 
 from autograder.course_data import DataError, load_mnist  # noqa: E402
 from tests.helpers import cnn_variants, train_cnn, train_dense  # noqa: E402

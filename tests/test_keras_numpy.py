@@ -20,6 +20,7 @@ import pytest
 
 from autograder import keras_numpy
 from autograder.keras_numpy import Unsupported
+from autograder.sandbox import copy_engine
 
 keras = pytest.importorskip("keras")
 L = keras.layers
@@ -330,7 +331,7 @@ def test_standalone_no_keras_import_and_input_checks(tmp_path):
     model.save(path)
     sandbox = tmp_path / "sandbox"
     sandbox.mkdir()
-    (sandbox / "keras_numpy.py").write_bytes(Path(keras_numpy.__file__).read_bytes())
+    copy_engine(sandbox / "keras_numpy")
     code = (
         f"import sys; sys.path.insert(0, {str(sandbox)!r}); import numpy as np, keras_numpy; "
         f"m = keras_numpy.load({str(path)!r}); p = m.predict(np.ones((3, 4), np.float32)); "
