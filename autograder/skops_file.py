@@ -13,7 +13,7 @@ import zipfile
 from dataclasses import dataclass
 from pathlib import Path
 
-from autograder.keras_file import ModelFileError, check_file
+from autograder.keras_numpy.architecture import ModelFileError, check_file
 
 TRUSTED_MODULES = ("sklearn", "numpy", "scipy", "builtins", "collections")
 

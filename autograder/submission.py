@@ -28,7 +28,7 @@ import course_config
 from autograder import sandbox
 from autograder.checks import check_module
 from autograder.checks.plugin import GradingPlugin
-from autograder.keras_file import ModelFileError, ModelInfo, inspect_model
+from autograder.keras_numpy.architecture import ModelFileError, ModelInfo, inspect_model
 from autograder.notebook import execute_notebook, read_json
 from autograder.results import CheckResult, StudentResult
 from autograder.skops_file import inspect_skops

@@ -368,10 +368,41 @@ def test_lstm_is_unsupported(tmp_path):
     unsupported(model, tmp_path, r"\(LSTM\): layer type LSTM is not supported")
 
 
-@pytest.mark.parametrize("policy", ["mixed_float16", "bfloat16"])
-def test_non_float32_dtype_policy_is_unsupported(tmp_path, policy):
+@pytest.mark.parametrize("policy", ["float16", "bfloat16"])
+def test_half_precision_variables_are_unsupported(tmp_path, policy):
     model = keras.Sequential([keras.Input((4,)), L.Dense(3, dtype=policy), L.Dense(2)])
-    unsupported(model, tmp_path, rf"\(Dense\): dtype policy '{policy}'.*only float32")
+    unsupported(model, tmp_path, rf"\(Dense\): dtype policy '{policy}'.*only float32, mixed_float16, mixed_bfloat16")
+
+
+@pytest.mark.parametrize("policy", ["mixed_float16", "mixed_bfloat16"])
+def test_mixed_precision_models_are_computed_in_their_precision(tmp_path, mnist, policy):
+    """A model trained under a mixed policy: the engine rounds to float16 / bfloat16 where Keras computes
+    in it, so it scores what Keras scores on the 10,000 test digits (within 5 of them), from either format.
+    float16's 10 bits leave Keras' class decisions unchanged; bfloat16's 7 bits make near-ties (logits one
+    rounding step apart) fall either way, about 4 in 1,000, in both directions."""
+    (x_train, y_train), (x_test, y_test) = mnist
+    keras.mixed_precision.set_global_policy(policy)
+    try:
+        keras.utils.set_random_seed(0)
+        model = keras.Sequential([
+            keras.Input((28, 28, 1)), L.Conv2D(4, 3, activation="relu"), L.MaxPooling2D(), L.BatchNormalization(),
+            L.Flatten(), L.Dense(16, activation="relu"), L.Dense(10), L.Activation("softmax", dtype="float32"),
+        ])
+        model.compile("adam", "sparse_categorical_crossentropy")
+        model.fit((x_train[:4000] / 255.0)[..., None], y_train[:4000], epochs=1, batch_size=64, verbose=0)
+        for suffix in (".keras", ".h5"):
+            model.save(tmp_path / f"m{suffix}")
+        x = (x_test.astype("float32") / 255.0)[..., None]
+        expected = np.asarray(model.predict(x, batch_size=500, verbose=0), dtype=np.float32)
+    finally:
+        keras.mixed_precision.set_global_policy("float32")
+    for suffix in (".keras", ".h5"):
+        got = keras_numpy.load(tmp_path / f"m{suffix}").predict(x)
+        right, keras_right = int(np.sum(got.argmax(1) == y_test)), int(np.sum(expected.argmax(1) == y_test))
+        assert abs(right - keras_right) <= 5, f"{policy} {suffix}: {right} digits right, Keras {keras_right}"
+        flips = int(np.sum(got.argmax(1) != expected.argmax(1)))
+        assert flips <= (5 if policy == "mixed_float16" else 100), f"{policy} {suffix}: {flips} decisions differ"
+        assert float(np.max(np.abs(got - expected))) < 0.03
 
 
 def test_channels_first_is_unsupported(tmp_path):
@@ -449,7 +480,7 @@ def test_tampered_config_list_and_missing_weights(tmp_path):
     with pytest.raises(Unsupported, match="no model.weights.h5"):
         keras_numpy.load(write_members(tmp_path / "e.keras", missing))
     (tmp_path / "f.keras").write_bytes(b"not a zip")
-    with pytest.raises(Unsupported, match="not a Keras 3 model archive"):
+    with pytest.raises(Unsupported, match="not a Keras model archive"):
         keras_numpy.load(tmp_path / "f.keras")
     garbled = dict(members, **{"model.weights.h5": b"\x89HDF garbage"})
     with pytest.raises(Unsupported, match="weights file cannot be read"):

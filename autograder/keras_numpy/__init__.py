@@ -51,10 +51,11 @@ import h5py
 import numpy as np
 
 from .config import F32, MAX_CONFIG_BYTES, MAX_WEIGHTS_BYTES, Unsupported, _compat
+from .compat import canonical
 from .models import _MODEL_MODULES, _build_layer, _optimize, _parse_entry
-from .weights import _load_weights
+from .weights import _load_weights, load_legacy_weights
 
-__all__ = ["Unsupported", "NumpyModel", "load"]
+__all__ = ["Unsupported", "NumpyModel", "load", "check_version", "legacy_config"]
 
 
 class NumpyModel:
@@ -105,10 +106,16 @@ def _read_member(zf, name, limit):
 _ZIP_MEMBERS = {"config.json", "metadata.json", "model.weights.h5"}
 
 
+HDF5_MAGIC = b"\x89HDF\r\n\x1a\n"
+
+
 def load(path) -> NumpyModel:
-    """Read a Keras 3 ``.keras`` file; raise :class:`Unsupported` for anything not implemented exactly."""
+    """Read a ``.keras`` file (any Keras 3, Keras 2 / tf_keras) or a legacy ``.h5`` model file; raise
+    :class:`Unsupported` for anything not implemented exactly."""
     try:
-        return _load(path)
+        with open(path, "rb") as f:
+            legacy = f.read(8) == HDF5_MAGIC
+        return _load_h5(path) if legacy else _load(path)
     except Unsupported:
         raise
     except RecursionError:
@@ -118,11 +125,30 @@ def load(path) -> NumpyModel:
         raise Unsupported(f"malformed model file ({type(exc).__name__}: {exc})") from None
 
 
+def check_version(version, where="the file"):
+    """Keras 2 and 3 files are read; anything else (or a malformed version) is refused."""
+    if version is not None and not (isinstance(version, str) and version.split(".")[0] in ("2", "3")):
+        raise Unsupported(f"{where} was saved by Keras {version!r}; only Keras 2 and 3 files are supported")
+
+
+def _model(config, source="config.json"):
+    """The parsed model of a config, its input and output shapes."""
+    if not isinstance(config, dict):
+        raise Unsupported(f"malformed model file: {source} holds a {type(config).__name__}, not a model")
+    config = canonical(config)
+    if config.get("class_name") not in _MODEL_MODULES:
+        raise Unsupported(f"model class {config.get('class_name')!r} is not supported (Sequential or Functional)")
+    model = _parse_entry(config, "the model")
+    if model.declared_input is None:
+        raise Unsupported("the model has no declared input shape (build it with keras.Input)")
+    return model, model.declared_input, _build_layer(model, model.declared_input)
+
+
 def _load(path):
     try:
         zf = zipfile.ZipFile(path)
     except (zipfile.BadZipFile, OSError) as exc:
-        raise Unsupported(f"not a Keras 3 model archive ({type(exc).__name__}: {exc})") from None
+        raise Unsupported(f"not a Keras model archive ({type(exc).__name__}: {exc})") from None
     with zf:
         names = zf.namelist()
         if len(set(names)) != len(names):
@@ -141,23 +167,47 @@ def _load(path):
         weights = _read_member(zf, "model.weights.h5", MAX_WEIGHTS_BYTES)
     if not isinstance(metadata, dict):
         raise Unsupported("malformed model file: metadata.json is not an object")
-    version = metadata.get("keras_version")
-    if version is not None and not (isinstance(version, str) and version.startswith("3.")):
-        raise Unsupported(f"saved by Keras {version!r}; only Keras 3 files are supported")
-    if not isinstance(config, dict):
-        raise Unsupported(f"malformed model file: config.json holds a {type(config).__name__}, not a model")
-    if config.get("class_name") not in _MODEL_MODULES:
-        raise Unsupported(f"model class {config.get('class_name')!r} is not supported (Sequential or Functional)")
-    model = _parse_entry(config, "the model")
-    if model.declared_input is None:
-        raise Unsupported("the model has no declared input shape (build it with keras.Input)")
-    input_shape = model.declared_input
-    output_shape = _build_layer(model, input_shape)
+    check_version(metadata.get("keras_version"))
+    model, input_shape, output_shape = _model(config)
     try:
         h5 = h5py.File(io.BytesIO(weights), "r")
     except OSError as exc:
         raise Unsupported(f"weights file cannot be read ({exc})") from None
     with h5:
         _load_weights(model, h5, "")
+    _optimize(model)
+    return NumpyModel(model, input_shape, output_shape)
+
+
+def legacy_config(h5):
+    """The model config (a dict) and Keras version of an open ``.h5`` model file."""
+    raw = h5.attrs.get("model_config")
+    if raw is None:
+        raise Unsupported("the .h5 file holds weights only (model.save_weights), not a model")
+    if isinstance(raw, bytes):
+        raw = raw.decode("utf-8")
+    if not isinstance(raw, str) or len(raw) > MAX_CONFIG_BYTES:
+        raise Unsupported("malformed .h5 file: model_config is not a JSON text")
+    try:
+        config = json.loads(raw)
+    except json.JSONDecodeError as exc:
+        raise Unsupported(f"malformed .h5 file: model_config is not valid JSON ({exc})") from None
+    version = h5.attrs.get("keras_version")
+    return config, version.decode("utf-8", "replace") if isinstance(version, bytes) else version
+
+
+def _load_h5(path):
+    try:
+        h5 = h5py.File(path, "r")
+    except OSError as exc:
+        raise Unsupported(f"the .h5 file cannot be read ({exc})") from None
+    with h5:
+        config, version = legacy_config(h5)
+        check_version(version)
+        model, input_shape, output_shape = _model(config, "model_config")
+        weights = h5["model_weights"] if "model_weights" in h5 else None
+        if not isinstance(weights, h5py.Group):
+            raise Unsupported("the .h5 file has no model_weights group")
+        load_legacy_weights(model, weights)
     _optimize(model)
     return NumpyModel(model, input_shape, output_shape)

@@ -9,22 +9,14 @@ import numpy as np
 
 
 F32 = np.float32
-
-
 KERAS_EPSILON = 1e-7  # keras.config.epsilon() default, used by Normalization
-
-
 MAX_CONFIG_BYTES = 16 * 2**20
-
-
 MAX_WEIGHTS_BYTES = 1 * 2**30
 
 
 # Like Keras' own guard against HDF5 "shape bombs": a dataset whose declared size is far above
 # what is stored on disk is refused.
 _BOMB_FLOOR_BYTES = 64 * 2**20
-
-
 _BOMB_MAX_EXPANSION = 1000
 
 
@@ -65,24 +57,43 @@ def _snake_case(name):
     return re.sub("([a-z])([A-Z])", r"\1_\2", name).lower()
 
 
+# Dtype policies the engine runs: the name of the policy -> the dtype layers compute in. Mixed
+# policies keep float32 variables and compute in half precision: the engine rounds each layer's
+# inputs, weights and outputs to that precision and computes in float32 in between.
+POLICIES = {"float32": "float32", "mixed_float16": "float16", "mixed_bfloat16": "bfloat16"}
+
+
 def _check_dtype_policy(value, where):
-    """Only a plain float32 policy is supported (no mixed precision, no quantization)."""
-    if value == "float32":
-        return
+    """The compute dtype of a layer's dtype policy: float32, or float16 / bfloat16 for mixed precision."""
+    name = value
     if isinstance(value, dict):
         keys = set(value) - {"module", "class_name", "config", "registered_name", "shared_object_id"}
-        if (
-            not keys
-            and value.get("module") == "keras"
-            and value.get("class_name") in ("DTypePolicy", "FloatDTypePolicy")
-            and value.get("registered_name") is None
-            and value.get("config") == {"name": "float32"}
-        ):
-            return
         cfg = value.get("config")
         name = cfg.get("name") if isinstance(cfg, dict) else cfg
-        raise Unsupported(f"{where}: dtype policy {name!r} ({value.get('class_name')}) is not supported; only float32")
-    raise Unsupported(f"{where}: dtype {value!r} is not supported; only float32")
+        if (
+            keys
+            or value.get("module") != "keras"
+            or value.get("class_name") not in ("DTypePolicy", "FloatDTypePolicy")
+            or value.get("registered_name") is not None
+            or not isinstance(cfg, dict)
+            or set(cfg) != {"name"}
+        ):
+            raise Unsupported(f"{where}: dtype policy {name!r} ({value.get('class_name')}) is not supported")
+    if isinstance(name, str) and name in POLICIES:
+        return POLICIES[name]
+    raise Unsupported(f"{where}: dtype policy {name!r} is not supported; only {', '.join(POLICIES)}")
+
+
+def round_to(x, dtype):
+    """``x`` (float32) rounded to the nearest ``dtype`` value (float16 or bfloat16), kept as float32."""
+    if dtype == "float32":
+        return x
+    if dtype == "float16":
+        return np.asarray(x, dtype=np.float16).astype(F32)
+    # bfloat16: the upper 16 bits of a float32, rounded to nearest even
+    u = np.ascontiguousarray(x, dtype=F32).view(np.uint32)
+    u = (u + (np.uint32(0x7FFF) + ((u >> np.uint32(16)) & np.uint32(1)))) & np.uint32(0xFFFF0000)
+    return u.view(F32)
 
 
 _OBJECT_MODULES = {
@@ -158,6 +169,7 @@ class _Config:
         self.name = name
         self.where = _where(name, class_name)
         self.seen = set()
+        self.compute_dtype = "float32"
 
     def get(self, key, default=None):
         self.seen.add(key)
@@ -179,7 +191,7 @@ class _Config:
             if not isinstance(t, bool):
                 raise Unsupported(f"{self.where}: trainable={t!r} is not a boolean")
         if dtype or self.has("dtype"):
-            _check_dtype_policy(self.get("dtype"), self.where)
+            self.compute_dtype = _check_dtype_policy(self.get("dtype", "float32"), self.where)
         _check_keras_object(self.get("activity_regularizer"), "regularizer", self.where, "activity_regularizer", True)
 
     def ignore_objects(self, **keys):

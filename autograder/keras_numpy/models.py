@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from .activations import _ACTIVATIONS
-from .config import Unsupported, _Config, _compat, _is_int, _shape_list, _where
+from .config import Unsupported, _compat, _Config, _is_int, _shape_list, _where, round_to
 from .layers import _LAYERS, _REFUSED
 from .layers.base import _Layer, _Merge
 from .layers.convolutional import _Conv2D
@@ -76,7 +76,19 @@ def _parse_entry(entry, context):
     layer = _LAYERS[cls](c)
     c.finish()
     layer.build_shape = _build_shape(entry, where)
+    layer.compute_dtype = c.compute_dtype
     return layer
+
+
+def _call(layer, x, rounded=False):
+    """``layer.call(x)``; in a mixed-precision layer with inputs (unless already ``rounded`` to its
+    compute dtype) and outputs rounded to its compute dtype."""
+    dtype = layer.compute_dtype
+    if dtype == "float32":
+        return layer.call(x)
+    if not rounded:
+        x = [round_to(v, dtype) for v in x] if isinstance(x, list) else round_to(x, dtype)
+    return round_to(layer.call(x), dtype)
 
 
 def _parse_input_layer(entry, context):
@@ -163,8 +175,10 @@ class _Sequential(_Model):
         return shape
 
     def call(self, x):
+        previous = "float32"
         for layer in self.layers:
-            x = layer.call(x)
+            x = _call(layer, x, rounded=previous == layer.compute_dtype)
+            previous = "float32" if layer.is_model else layer.compute_dtype
         return x
 
 
@@ -182,10 +196,12 @@ def _tensor_ref(t, where):
         raise Unsupported(f"{where}: uses output {hist[1:]} of layer {hist[0]!r}; only single-use, "
                           "single-output layers are supported")
     shape = cfg.get("shape")
+    if shape is None and cfg.get("dtype") is None:  # a Keras 2 call node (compat.canonical): no shape recorded
+        return hist[0], None
     if not isinstance(shape, list) or not shape:
         raise Unsupported(f"{where}: malformed tensor shape {shape!r}")
     shape = _shape_list(shape, where, "tensor shape")[1:]
-    if cfg.get("dtype") != "float32":
+    if cfg.get("dtype") not in ("float32", "float16", "bfloat16"):
         raise Unsupported(f"{where}: tensor dtype {cfg.get('dtype')!r} is not supported")
     return hist[0], shape
 
@@ -374,7 +390,7 @@ class _Functional(_Model):
             if node.is_input:
                 continue
             ins = [values[p] for p in node.parents]
-            values[name] = node.layer.call(ins if node.merge else ins[0])
+            values[name] = _call(node.layer, ins if node.merge else ins[0])
             for p in node.parents:  # free intermediate results as soon as they are consumed
                 remaining[p] -= 1
                 if remaining[p] == 0 and p != self.output_name:
@@ -414,6 +430,7 @@ def _defer_into_pool(conv, pool):
         and type(pool) is _MaxPooling2D
         and conv.act in (None, _ACTIVATIONS["relu"])
         and not conv.defer
+        and conv.compute_dtype == pool.compute_dtype == "float32"
     ):
         conv.defer = True
         pool.post = (conv.bias, conv.act)

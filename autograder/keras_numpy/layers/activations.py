@@ -145,6 +145,9 @@ class _PReLU(_Layer):
     def weight_shapes(self):
         return [self.alpha_shape]
 
+    def var_names(self):
+        return ["alpha"]
+
     def set_weights(self, arrays):
         (self.alpha,) = arrays
 

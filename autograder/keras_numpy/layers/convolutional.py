@@ -8,7 +8,7 @@ import numpy as np
 from ..activations import _apply_inplace
 from ..config import Unsupported, _int_tuple, _is_int
 from .activations import _parse_activation
-from .base import _Layer
+from .base import _Layer, add_bias
 
 
 def _same_padding(size, k, stride, dilation=1):
@@ -79,6 +79,9 @@ class _Conv2D(_Layer):
     def weight_shapes(self):
         return [self.kernel_size + (self.n_in, self.filters)] + ([(self.filters,)] if self.use_bias else [])
 
+    def var_names(self):
+        return ["kernel"] + (["bias"] if self.use_bias else [])
+
     def set_weights(self, arrays):
         kh, kw = self.kernel_size
         self.kernel = arrays[0]
@@ -113,6 +116,6 @@ class _Conv2D(_Layer):
         y = cols.reshape(b * ho * wo, kh * kw * cin) @ self.kmat
         if not self.defer:
             if self.bias is not None:
-                y += self.bias
+                y = add_bias(self, y)
             y = _apply_inplace(self.act, y)
         return y.reshape(b, ho, wo, self.filters)

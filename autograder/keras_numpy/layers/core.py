@@ -5,7 +5,7 @@ from __future__ import annotations
 from ..activations import _apply_inplace
 from ..config import Unsupported, _is_int
 from .activations import _parse_activation
-from .base import _Layer
+from .base import _Layer, add_bias
 
 
 class _Dense(_Layer):
@@ -39,6 +39,9 @@ class _Dense(_Layer):
     def weight_shapes(self):
         return [(self.n_in, self.units)] + ([(self.units,)] if self.use_bias else [])
 
+    def var_names(self):
+        return ["kernel"] + (["bias"] if self.use_bias else [])
+
     def set_weights(self, arrays):
         self.kernel = arrays[0]
         self.bias = arrays[1] if self.use_bias else None
@@ -49,5 +52,5 @@ class _Dense(_Layer):
         else:
             y = (x.reshape(-1, x.shape[-1]) @ self.kernel).reshape(x.shape[:-1] + (self.units,))
         if self.bias is not None:
-            y += self.bias
+            y = add_bias(self, y)
         return _apply_inplace(self.act, y)

@@ -10,6 +10,7 @@ from .base import _Layer
 
 class _BatchNormalization(_Layer):
     class_name = "BatchNormalization"
+    weights_in_compute_dtype = False  # Keras computes it in float32 under mixed precision too
 
     def __init__(self, c):
         super().__init__(c)
@@ -40,6 +41,9 @@ class _BatchNormalization(_Layer):
 
     def weight_shapes(self):
         return [(self.n,)] * (int(self.scale) + int(self.center) + 2)
+
+    def var_names(self):
+        return ["gamma"] * self.scale + ["beta"] * self.center + ["moving_mean", "moving_variance"]
 
     def set_weights(self, arrays):
         arrays = list(arrays)

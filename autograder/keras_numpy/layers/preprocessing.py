@@ -206,6 +206,9 @@ class _Normalization(_Layer):
     def weight_shapes(self):
         return [] if self.given is not None else [self.mv_shape, self.mv_shape, ()]
 
+    def var_names(self):
+        return [] if self.given is not None else ["mean", "variance", "count"]
+
     def set_weights(self, arrays):
         if self.given is None:
             self._set(arrays[0].reshape(self.bcast), arrays[1].reshape(self.bcast))

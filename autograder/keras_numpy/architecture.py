@@ -1,9 +1,11 @@
 """Read a saved Keras model's architecture without deserializing it.
 
 A ``.keras`` file is a zip archive with ``config.json`` (the architecture), ``metadata.json`` and
-``model.weights.h5``. The grader reads the JSON and the HDF5 dataset *shapes* only: no student
-class is imported, no layer is built, no Python code from the file runs. This is what the
-architecture checks look at; predictions are made by a sandboxed child (see ``sandbox.py``).
+``model.weights.h5``; a legacy ``.h5`` file holds the same config as its ``model_config`` attribute
+and the weights under ``model_weights``. The grader reads the JSON (rewritten in Keras 3's spelling
+by :mod:`.compat`) and the HDF5 dataset *shapes* only: no student class is imported, no layer is
+built, no Python code from the file runs. This is what the architecture checks look at; predictions
+are made by a sandboxed child with the engine of this package.
 """
 
 from __future__ import annotations
@@ -14,9 +16,15 @@ import zipfile
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from .compat import activation_name, canonical
+from .layers import _REFUSED
+
 MODEL_CLASSES = {"Sequential", "Functional", "Model"}
-# Layers whose config can carry Python code (bytecode or a function reference).
-CODE_LAYERS = {"Lambda", "TFSMLayer"}
+HDF5_MAGIC = b"\x89HDF\r\n\x1a\n"
+# Layers that only apply a function to each value: a network spelled Dense(256) + Activation("relu")
+# is the network Dense(256, relu).
+ACTIVATION_LAYERS = {"Activation": None, "ReLU": "relu", "LeakyReLU": "leaky_relu", "ELU": "elu", "PReLU": "prelu",
+                     "Softmax": "softmax"}
 
 
 class ModelFileError(ValueError):
@@ -34,16 +42,27 @@ class Layer:
 
     @property
     def activation(self) -> str | None:
-        act = self.config.get("activation")
-        if isinstance(act, dict):  # a serialized activation object
-            return act.get("config", {}).get("name") or act.get("class_name")
-        return act
+        """The activation's Keras name (None or "linear" for none); for an activation layer, the function
+        it applies; for a value no known framework function explains, a description naming it."""
+        if self.class_name in ACTIVATION_LAYERS and self.class_name != "Activation":
+            return ACTIVATION_LAYERS[self.class_name]
+        name = activation_name(self.config.get("activation"))
+        if name is None or isinstance(name, str) and name.isidentifier():
+            return name
+        return f"unrecognised activation {json.dumps(name)[:80]} in layer {self.name!r}"
+
+    @property
+    def is_activation(self) -> bool:
+        """A layer that only applies an activation function (Activation, ReLU, Softmax, ...)."""
+        return self.class_name in ACTIVATION_LAYERS
 
     def describe(self) -> str:
         if self.class_name == "Dense":
             return f"Dense({self.config.get('units')}, {self.activation})"
         if self.class_name in ("Conv2D", "Conv1D"):
             return f"{self.class_name}({self.config.get('filters')}, {self.activation})"
+        if self.class_name == "Activation":
+            return f"Activation({self.activation})"
         return self.class_name
 
 
@@ -57,6 +76,7 @@ class ModelInfo:
     input_shape: tuple[int | None, ...] | None  # without the batch dimension
     weight_shapes: dict[str, tuple[int, ...]] = field(repr=False)
     keras_version: str | None = None
+    format: str = "keras"  # "keras" (a .keras zip) or "h5" (the legacy HDF5 format)
 
     @property
     def n_params(self) -> int:
@@ -76,13 +96,28 @@ class ModelInfo:
     def layer_types(self) -> list[str]:
         return [layer.class_name for layer in self.layers]
 
+    def effective_activation(self, index: int) -> str | None:
+        """The activation that follows layer ``index`` as a network: its own, or, when it has none
+        (linear), that of the activation layer right after it (Dropout and BatchNormalization between
+        them are skipped; a weighted layer ends the search)."""
+        own = self.layers[index].activation
+        if own not in (None, "linear"):
+            return own
+        for layer in self.layers[index + 1:]:
+            if layer.is_activation:
+                return layer.activation
+            if layer.class_name not in ("Dropout", "BatchNormalization", "GaussianNoise", "AlphaDropout",
+                                        "GaussianDropout", "SpatialDropout2D"):
+                break
+        return own
+
     def summary(self) -> str:
         return " -> ".join(layer.describe() for layer in self.layers if layer.class_name != "InputLayer")
 
 
 def _walk_code_layers(obj, found: list[str]) -> None:
     if isinstance(obj, dict):
-        if obj.get("class_name") in CODE_LAYERS:
+        if obj.get("class_name") in _REFUSED:
             found.append(obj["class_name"])
         for value in obj.values():
             _walk_code_layers(value, found)
@@ -162,19 +197,20 @@ def _input_shape(model_config: dict) -> tuple | None:
     return None
 
 
-def _weight_shapes(h5_bytes: bytes) -> dict[str, tuple[int, ...]]:
+def _weight_shapes(h5, group: str) -> dict[str, tuple[int, ...]]:
+    """Shapes of the datasets under ``group`` of an HDF5 file (bytes or a path)."""
     import h5py  # reads dataset headers; no code in the file is run
 
     shapes: dict[str, tuple[int, ...]] = {}
-    with h5py.File(io.BytesIO(h5_bytes), "r") as f:
-        if "layers" not in f:
+    with h5py.File(io.BytesIO(h5) if isinstance(h5, bytes) else h5, "r") as f:
+        if group not in f:
             return shapes
 
         def visit(name, obj):
             if isinstance(obj, h5py.Dataset):
-                shapes[f"layers/{name}"] = tuple(int(d) for d in obj.shape)
+                shapes[f"{group}/{name}"] = tuple(int(d) for d in obj.shape)
 
-        f["layers"].visititems(visit)
+        f[group].visititems(visit)
     return shapes
 
 
@@ -192,17 +228,55 @@ def check_file(path: str | Path, max_mb: float) -> Path:
 
 
 def inspect_model(path: str | Path, *, max_mb: float = 100) -> ModelInfo:
-    """Read ``path`` as a ``.keras`` archive; raise ModelFileError with a student-facing reason."""
+    """Read ``path`` as a ``.keras`` archive or a legacy ``.h5`` model file; raise ModelFileError with a
+    student-facing reason."""
     path = check_file(path, max_mb)
     with open(path, "rb") as f:
         magic = f.read(8)
-    if magic.startswith(b"\x89HDF"):
+    if magic == HDF5_MAGIC:
+        config, metadata, shapes = _read_h5(path)
+        fmt = "h5"
+    else:
+        config, metadata, shapes = _read_zip(path, max_mb)
+        fmt = "keras"
+    if not isinstance(config, dict) or config.get("class_name") not in MODEL_CLASSES:
+        got = config.get("class_name") if isinstance(config, dict) else type(config).__name__
+        raise ModelFileError(f"{path.name} holds a {got}, not a Keras model (Sequential or Functional)")
+    try:
+        _check_structure(config)
+        config = canonical(config)
+        _check_structure(config)
+    except (ValueError, RecursionError, TypeError, AttributeError) as exc:
+        raise ModelFileError(f"{path.name} has a malformed model config ({'model_config' if fmt == 'h5' else 'config.json'}): "
+                             f"{str(exc)[:300]}; save the model again with model.save(...)") from None
+    code_layers: list[str] = []
+    _walk_code_layers(config, code_layers)
+    if code_layers:
         raise ModelFileError(
-            f"{path.name} is a legacy HDF5 (.h5) model; the grader only reads the Keras 3 format: "
-            f"save with model.save('{path.stem}.keras')"
+            f"{path.name} contains a {code_layers[0]} layer, which {_REFUSED[code_layers[0]]}; the grader does "
+            "not load such models. Use built-in Keras layers only."
         )
+    if not shapes:
+        raise ModelFileError(f"{path.name} has no weights; build and train the model before saving it")
+    try:
+        return ModelInfo(
+            path=path,
+            class_name=config["class_name"],
+            layers=tuple(_flatten_layers(config)),
+            input_shape=_input_shape(config),
+            weight_shapes=shapes,
+            keras_version=metadata.get("keras_version") if isinstance(metadata, dict) else None,
+            format=fmt,
+        )
+    except (TypeError, ValueError, AttributeError, KeyError, IndexError) as exc:  # values of unexpected types
+        raise ModelFileError(f"{path.name} has a malformed model config (config.json): "
+                             f"{type(exc).__name__}: {str(exc)[:200]}") from None
+
+
+def _read_zip(path: Path, max_mb: float):
+    """config, metadata and weight shapes of a ``.keras`` archive."""
     if not zipfile.is_zipfile(path):
-        raise ModelFileError(f"{path.name} is not a Keras 3 model archive (expected a .keras zip file)")
+        raise ModelFileError(f"{path.name} is not a Keras model archive (expected a .keras zip file)")
     try:
         with zipfile.ZipFile(path) as zf:
             names = set(zf.namelist())
@@ -221,36 +295,31 @@ def inspect_model(path: str | Path, *, max_mb: float = 100) -> ModelInfo:
                              f"valid JSON ({exc})") from None
     except (zipfile.BadZipFile, UnicodeDecodeError, OSError) as exc:
         raise ModelFileError(f"{path.name} is damaged ({type(exc).__name__}: {exc})") from None
-    if not isinstance(config, dict) or config.get("class_name") not in MODEL_CLASSES:
-        got = config.get("class_name") if isinstance(config, dict) else type(config).__name__
-        raise ModelFileError(f"{path.name} holds a {got}, not a Keras model (Sequential or Functional)")
     try:
-        _check_structure(config)
-    except (ValueError, RecursionError) as exc:
-        raise ModelFileError(f"{path.name} has a malformed model config (config.json): {str(exc)[:300]}; save the "
-                             "model again with model.save(...)") from None
-    code_layers: list[str] = []
-    _walk_code_layers(config, code_layers)
-    if code_layers:
-        raise ModelFileError(
-            f"{path.name} contains a {code_layers[0]} layer, which carries Python code; the grader does "
-            "not load such models. Use built-in Keras layers only."
-        )
-    try:
-        shapes = _weight_shapes(h5) if h5 else {}
+        shapes = _weight_shapes(h5, "layers") if h5 else {}
     except Exception as exc:
         raise ModelFileError(f"{path.name}: its weights file cannot be read ({type(exc).__name__})") from None
-    if not shapes:
-        raise ModelFileError(f"{path.name} has no weights; build and train the model before saving it")
+    return config, metadata, shapes
+
+
+def _read_h5(path: Path):
+    """config, metadata (the Keras version) and weight shapes of a legacy ``.h5`` model file."""
+    import h5py
+
+    from . import Unsupported, legacy_config
+
     try:
-        return ModelInfo(
-            path=path,
-            class_name=config["class_name"],
-            layers=tuple(_flatten_layers(config)),
-            input_shape=_input_shape(config),
-            weight_shapes=shapes,
-            keras_version=metadata.get("keras_version") if isinstance(metadata, dict) else None,
-        )
-    except (TypeError, ValueError, AttributeError, KeyError, IndexError) as exc:  # values of unexpected types
-        raise ModelFileError(f"{path.name} has a malformed model config (config.json): "
-                             f"{type(exc).__name__}: {str(exc)[:200]}") from None
+        with h5py.File(path, "r") as f:
+            try:
+                config, version = legacy_config(f)
+            except Unsupported as exc:
+                raise ModelFileError(f"{path.name}: {exc}; save the whole model with model.save(\"{path.stem}.keras\")") from None
+    except ModelFileError:
+        raise
+    except Exception as exc:
+        raise ModelFileError(f"{path.name} is a damaged HDF5 (.h5) file ({type(exc).__name__})") from None
+    try:
+        shapes = _weight_shapes(path, "model_weights")
+    except Exception as exc:
+        raise ModelFileError(f"{path.name}: its weights cannot be read ({type(exc).__name__})") from None
+    return config, {"keras_version": version}, shapes

@@ -6,7 +6,7 @@ import zipfile
 
 import pytest
 
-from autograder.keras_file import ModelFileError, inspect_model
+from autograder.keras_numpy.architecture import ModelFileError, inspect_model
 
 
 def test_reads_layers_shapes_and_parameter_count(models_dir):
@@ -49,11 +49,29 @@ def test_lambda_layers_are_rejected(models_dir):
         inspect_model(models_dir / "lambda.keras")
 
 
-def test_legacy_h5_is_rejected_with_the_fix(models_dir, tmp_path):
-    renamed = tmp_path / "mnist_dense.keras"
+def test_legacy_h5_reads_like_its_keras_twin(models_dir, tmp_path):
+    import keras
+
+    info = inspect_model(models_dir / "legacy.h5")
+    model = keras.saving.load_model(models_dir / "legacy.h5", compile=False)
+    assert info.format == "h5" and info.keras_version == keras.__version__
+    assert info.n_params == model.count_params()
+    assert info.input_shape == (28, 28)
+    assert info.summary() == "Flatten -> Dense(64, relu) -> Dense(10, softmax)"
+    renamed = tmp_path / "mnist_dense.keras"  # content decides, not the name
     renamed.write_bytes((models_dir / "legacy.h5").read_bytes())
-    with pytest.raises(ModelFileError, match=r"legacy HDF5 \(.h5\).*model.save\('mnist_dense.keras'\)"):
-        inspect_model(renamed)
+    assert inspect_model(renamed).summary() == info.summary()
+
+
+def test_weights_only_h5_is_refused_with_the_fix(models_dir, tmp_path):
+    import keras
+
+    model = keras.saving.load_model(models_dir / "dense.keras")
+    model.save_weights(tmp_path / "mnist_dense.weights.h5")
+    path = tmp_path / "mnist_dense.h5"
+    path.write_bytes((tmp_path / "mnist_dense.weights.h5").read_bytes())
+    with pytest.raises(ModelFileError, match=r"weights only.*model.save\(\"mnist_dense.keras\"\)"):
+        inspect_model(path)
 
 
 def test_garbage_missing_and_damaged_files(tmp_path, models_dir):
@@ -61,7 +79,7 @@ def test_garbage_missing_and_damaged_files(tmp_path, models_dir):
         inspect_model(tmp_path / "absent.keras")
     junk = tmp_path / "junk.keras"
     junk.write_text("hello")
-    with pytest.raises(ModelFileError, match="not a Keras 3 model archive"):
+    with pytest.raises(ModelFileError, match="not a Keras model archive"):
         inspect_model(junk)
     noconf = tmp_path / "noconf.keras"
     with zipfile.ZipFile(noconf, "w") as z:
