@@ -14,6 +14,7 @@ from pathlib import Path
 
 import course_config
 from autograder import sandbox
+from autograder.keras_numpy.architecture import h5_twin
 
 EXECUTED_NOTEBOOK = "executed.ipynb"
 INJECTED_TAG = "injected-parameters"
@@ -128,6 +129,8 @@ def execute_notebook(submission, workdir: Path, task, *, profile: course_config.
     # Grade only what this run saves, never a model file that came with the submission.
     for spec in a.models:
         (workdir / spec.file).unlink(missing_ok=True)
+        if spec.kind == "keras":  # its legacy twin too: only what the run saves is graded
+            (workdir / h5_twin(spec.file)).unlink(missing_ok=True)
     release_nb = course_config.COURSE_DIR / "release" / a.name / a.notebook
     if release_nb.is_file():
         runnable, repairs = restore_locked_cells(nb, nbformat.read(release_nb, as_version=4), f'"{a.title}"')

@@ -28,7 +28,7 @@ import course_config
 from autograder import sandbox
 from autograder.checks import check_module
 from autograder.checks.plugin import GradingPlugin
-from autograder.keras_numpy.architecture import ModelFileError, ModelInfo, inspect_model
+from autograder.keras_numpy.architecture import ModelFileError, ModelInfo, inspect_model, locate
 from autograder.notebook import execute_notebook, read_json
 from autograder.results import CheckResult, StudentResult
 from autograder.skops_file import inspect_skops
@@ -54,6 +54,7 @@ class Submission:
     more_labels: dict[str, np.ndarray] = field(default_factory=dict)
     prediction_problems: dict[str, str] = field(default_factory=dict)
     engines: dict[str, str] = field(default_factory=dict)  # how each model's predictions were made
+    files: dict[str, str] = field(default_factory=dict)  # per model: the file graded (spec.file or its .h5 twin)
     prediction_usage: dict[str, dict] = field(default_factory=dict)  # per model: what its prediction job used
     notes: list[str] = field(default_factory=list)  # shown to the student above the checks
     execution: dict = field(default_factory=dict)
@@ -131,10 +132,10 @@ def predict(submission: Submission, spec: course_config.ModelSpec, model_path: P
         submission.prediction_problems[spec.name] = str(exc)
         return
     with sandbox.scratch(limits.disk_limit_mb) as workdir:
-        shutil.copyfile(model_path, workdir / spec.file)
+        shutil.copyfile(model_path, workdir / model_path.name)
         sandbox.install_job(workdir)
         argv = sandbox.python_argv(
-            "predict", spec.kind, f"{sandbox.WORK}/{spec.file}", f"{sandbox.DATA}/inputs.npy",
+            "predict", spec.kind, f"{sandbox.WORK}/{model_path.name}", f"{sandbox.DATA}/inputs.npy",
             f"{sandbox.WORK}/predictions.npy", ",".join(str(d) for d in shape),
         )
         result = sandbox.run_job(
@@ -151,7 +152,7 @@ def predict(submission: Submission, spec: course_config.ModelSpec, model_path: P
         submission.prediction_usage[spec.name] = result.usage()
         if not result.ok:
             submission.prediction_problems[spec.name] = (
-                f"the grader could not load {spec.file} and predict: {result.problem()}"
+                f"the grader could not load {model_path.name} and predict: {result.problem()}"
             )
             return
         engine = read_json(workdir / "predictions.json").get("engine")
@@ -199,10 +200,15 @@ def prepare_submission(
         for spec in assignment.models:
             model_path = workdir / spec.file
             try:
+                if spec.kind == "keras":
+                    model_path, note = locate(workdir, spec.file)
+                    if note:
+                        submission.notes.append(note)
                 submission.models[spec.name] = inspect(spec, model_path)
+                submission.files[spec.name] = model_path.name
             except ModelFileError as exc:
                 problem = str(exc)
-                if not model_path.exists():
+                if not model_path.exists() and problem == f"model file {spec.file} not found":
                     problem = (
                         f"model file {spec.file} not found: "
                         + ("the notebook did not save it" if execute else "run the notebook's save cell (under \"Save the model\"), which writes it, "
@@ -297,7 +303,9 @@ def grade_submission(
         extra["limits_hit"] = submission.limits_hit
     for name, info in submission.models.items():
         extra.setdefault("models", {})[name] = {
+            "file": submission.files.get(name),
             "summary": info.summary(),
+            **({"keras_version": info.keras_version} if getattr(info, "keras_version", None) else {}),
             **({"parameters": info.n_params} if isinstance(info, ModelInfo) else {}),
             **({"engine": submission.engines[name]} if name in submission.engines else {}),
             **({"prediction": submission.prediction_usage[name]} if name in submission.prediction_usage else {}),
@@ -309,6 +317,7 @@ def grade_submission(
     details = {}
     for spec in assignment.models:
         if spec.name in submission.predictions:
-            details[spec.name] = task.details(spec, submission.outputs_of(spec.name))
+            details[spec.name] = {**task.details(spec, submission.outputs_of(spec.name)),
+                                  "file": submission.files.get(spec.name, spec.file)}
     return StudentResult(student, assignment.name, checks, "\n".join(submission.notes),
                          time.monotonic() - start, extra, details, flags=flags)

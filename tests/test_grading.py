@@ -11,6 +11,7 @@ import pytest
 
 import course_config
 from autograder import batch, notebook, submission
+from autograder.tasks import load_task
 from tests.helpers import make_submission
 
 A = course_config.MNIST_DENSE
@@ -25,7 +26,8 @@ def graded(models_dir, tmp_path_factory):
     make_submission(root, "bob", A.name, {m: models_dir / "no_softmax.keras"})
     make_submission(root, "carol", A.name, {m: models_dir / "conv.keras"})
     make_submission(root, "dan", A.name, {m: models_dir / "lambda.keras"})
-    make_submission(root, "erin", A.name, {m: models_dir / "legacy.h5"})
+    make_submission(root, "erin", A.name, {m: models_dir / "legacy.h5"})  # an .h5 file under the .keras name
+    make_submission(root, "fiona", A.name, {"mnist_dense.h5": models_dir / "legacy.h5"})  # model.save("mnist_dense.h5")
     make_submission(root, "frank", A.name, {A.notebook: "{}"})
     make_submission(root, "gina", A.name, {m: models_dir / "flat_input.keras"})
     hank = make_submission(root, "hank", A.name, {})
@@ -83,7 +85,6 @@ def test_conv_layers_fail_the_fully_connected_checks(graded):
 
 @pytest.mark.parametrize("student, words", [
     ("dan", "Lambda layer, which carries Python code"),
-    ("erin", "legacy HDF5 (.h5) model"),
     ("frank", "model file mnist_dense.keras not found: run the notebook's save cell"),
     ("hank", "model file mnist_dense.keras not found"),
     ("ivan", "no submission found at ivan/mnist_dense/"),
@@ -93,6 +94,21 @@ def test_unusable_submissions_score_zero_with_a_clear_message(graded, student, w
     assert result.score == 0
     for c in result.checks:
         assert words in c.output
+
+
+@pytest.mark.parametrize("student", ["erin", "fiona"])
+def test_legacy_h5_models_are_graded_like_keras_scores_them(graded, models_dir, mnist, student):
+    """model.save("mnist_dense.h5") from a tutorial: read without deserializing, graded by the NumPy
+    engine, the same accuracy as Keras', and the feedback says which file was graded."""
+    result = graded[0][student]
+    s = scores(result)
+    assert s["layer_types"] == s["hidden_layer"] == s["output_layer"] == 1
+    assert result.extra["metrics"]["test_accuracy"] == pytest.approx(keras_accuracy(models_dir / "legacy.h5", mnist), abs=5e-4)
+    assert result.extra["models"]["model"]["engine"] == "numpy"
+    if student == "fiona":
+        assert result.extra["models"]["model"]["file"] == "mnist_dense.h5"
+        assert "graded mnist_dense.h5, the legacy HDF5 (.h5) twin of mnist_dense.keras" in result.output
+        assert result.details["model"]["file"] == "mnist_dense.h5"
 
 
 def test_symlinks_are_never_followed(graded):
@@ -169,3 +185,79 @@ def test_parameters_are_injected_after_the_parameters_cell():
     assert index == 2
     assert "EPOCHS = 2" in nb.cells[2].source
     nbformat.validate(nb)
+
+
+def spelled(tmp_path, name, *layers):
+    """A dense network spelled one of the ways textbooks write it, trained one epoch, saved."""
+    import keras
+
+    keras.utils.set_random_seed(0)
+    model = keras.Sequential([keras.Input((28, 28)), keras.layers.Flatten(), *layers])
+    model.compile("adam", "sparse_categorical_crossentropy")
+    return model, tmp_path / f"{name}.keras"
+
+
+@pytest.fixture(scope="module")
+def spellings(mnist, tmp_path_factory):
+    """The same network in four spellings, graded as a batch."""
+    import keras
+    import tensorflow as tf
+
+    L = keras.layers
+    (x_train, y_train), (x_test, y_test) = mnist
+    d = tmp_path_factory.mktemp("spellings")
+    variants = {
+        "mlp": [L.Dense(32), L.Activation("relu"), L.Dropout(0.2), L.Dense(10), L.Activation("softmax")],
+        "layers": [L.Dense(32), L.ReLU(), L.Dense(10), L.Softmax()],
+        "tf_functions": [L.Dense(32, activation=tf.nn.relu), L.Dense(10, activation=tf.nn.softmax)],
+        "none_then_layer": [L.Dense(32, activation=None), L.Activation("relu"), L.Dense(10, activation="softmax")],
+    }
+    root = d / "submitted"
+    own = {}  # each model's accuracy as its own Keras scores it (Keras cannot reload tf.nn.softmax)
+    for name, layers in variants.items():
+        model, path = spelled(d, name, *layers)
+        model.fit(x_train[:3000] / 255.0, y_train[:3000], epochs=1, batch_size=128, verbose=0)
+        model.save(path)
+        own[name] = float(np.mean(model.predict(x_test / 255.0, verbose=0).argmax(1) == y_test))
+        make_submission(root, name, A.name, {A.model_file: path})
+    results = batch.grade(A.name, root, d / "out", profile_name="quick").results
+    return {r.student: r for r in results}, own
+
+
+@pytest.mark.parametrize("student", ["mlp", "layers", "tf_functions", "none_then_layer"])
+def test_a_network_is_judged_not_its_spelling(spellings, mnist, student):
+    """Dense(32) + Activation("relu") (keras' classic mnist_mlp), ReLU()/Softmax() layers,
+    activation=tf.nn.softmax: each the network Dense(32, relu) -> Dense(10, softmax)."""
+    results, own = spellings
+    result = results[student]
+    s = scores(result)
+    for check in ("layer_types", "hidden_layer", "output_layer", "param_budget"):
+        assert s[check] == 1, (check, outputs(result)[check])
+    assert "internal" not in " ".join(outputs(result).values())
+    assert result.extra["models"]["model"]["engine"] == "numpy"
+    assert result.extra["metrics"]["test_accuracy"] == pytest.approx(own[student], abs=5e-4)
+
+
+def test_an_activation_no_framework_explains_is_named(tmp_path, models_dir):
+    """A function activation with an unknown name: the checks that need it say which layer and value."""
+    import zipfile
+
+    src = models_dir / "dense.keras"
+    path = tmp_path / A.model_file
+    with zipfile.ZipFile(src) as zin, zipfile.ZipFile(path, "w") as zout:
+        for item in zin.infolist():
+            data = zin.read(item)
+            if item.filename == "config.json":
+                config = json.loads(data)
+                config["config"]["layers"][-1]["config"]["activation"] = {
+                    "module": "builtins", "class_name": "function", "config": "my_softmax", "registered_name": "function"}
+                data = json.dumps(config).encode()
+            zout.writestr(item, data)
+    root = tmp_path / "submitted"
+    make_submission(root, "zoe", A.name, {A.model_file: path})
+    result = submission.grade_submission("zoe", root / "zoe" / A.name, A, load_task(A, course_config.profile("quick")),
+                                         profile=course_config.profile("quick"))
+    out = outputs(result)["output_layer"]
+    assert scores(result)["output_layer"] == 0
+    assert "unrecognised activation" in out and "my_softmax" in out and "'dense_1'" in out
+    assert "internal" not in " ".join(outputs(result).values())

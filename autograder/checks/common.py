@@ -10,6 +10,10 @@ import numpy as np
 import pytest
 
 NONLINEAR_EXCLUDED = {None, "linear", "softmax"}
+# Layers that pass values on unchanged when predicting: skipped when looking for the output layer.
+PASS_THROUGH = ("Dropout", "GaussianNoise", "GaussianDropout", "AlphaDropout", "ActivityRegularization")
+# Layers that apply an activation function to each value (allowed wherever Dense layers are).
+ACTIVATION_LAYERS = ("Activation", "ReLU", "LeakyReLU", "ELU", "PReLU", "Softmax")
 
 
 def effective_output(model) -> tuple[object, str | None]:
@@ -18,14 +22,18 @@ def effective_output(model) -> tuple[object, str | None]:
     A ``Dense(10)`` followed by ``Activation("softmax")`` or ``Softmax()`` counts as
     ``Dense(10, softmax)``.
     """
-    layers = [layer for layer in model.layers if layer.class_name != "InputLayer"]
-    if not layers:
+    indices = [i for i, layer in enumerate(model.layers) if layer.class_name != "InputLayer" and not layer.is_activation
+               and layer.class_name not in PASS_THROUGH]
+    if not indices:
         return None, None
-    last = layers[-1]
-    if last.class_name in ("Activation", "Softmax") and len(layers) >= 2:
-        act = "softmax" if last.class_name == "Softmax" else last.activation
-        return layers[-2], act
-    return last, last.activation
+    return model.layers[indices[-1]], model.effective_activation(indices[-1])
+
+
+def hidden_dense_activations(model) -> list[str | None]:
+    """The activation of each Dense layer but the last, as a network: ``Dense(256)`` followed by
+    ``Activation("relu")`` or ``ReLU()`` is a relu layer."""
+    dense = [i for i, layer in enumerate(model.layers) if layer.class_name == "Dense"]
+    return [model.effective_activation(i) for i in dense[:-1]]
 
 
 def assert_output_layer_dense_softmax(model, n_classes: int = 10) -> None:

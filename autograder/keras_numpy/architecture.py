@@ -323,3 +323,63 @@ def _read_h5(path: Path):
     except Exception as exc:
         raise ModelFileError(f"{path.name}: its weights cannot be read ({type(exc).__name__})") from None
     return config, {"keras_version": version}, shapes
+
+
+def saved_by(path) -> str:
+    """Which Keras (and backend) saved a model file, as its metadata says, for messages: e.g.
+    "Keras 3.16.0 (jax)", or "an unknown Keras version" when the file does not say."""
+    path = Path(path)
+    version = backend = None
+    try:
+        with open(path, "rb") as f:
+            magic = f.read(8)
+        if magic == HDF5_MAGIC:
+            import h5py
+
+            with h5py.File(path, "r") as f:
+                version, backend = f.attrs.get("keras_version"), f.attrs.get("backend")
+        elif zipfile.is_zipfile(path):
+            with zipfile.ZipFile(path) as zf:
+                if "metadata.json" in zf.namelist():
+                    meta = json.loads(zf.read("metadata.json")[:65536])
+                    version = meta.get("keras_version") if isinstance(meta, dict) else None
+        else:
+            return "no Keras (it is neither a .keras archive nor an HDF5 model file)"
+    except Exception:
+        return "an unknown Keras version (the file's metadata cannot be read)"
+    version = version.decode() if isinstance(version, bytes) else version
+    backend = backend.decode() if isinstance(backend, bytes) else backend
+    if not isinstance(version, str):
+        return "an unknown Keras version"
+    return f"Keras {version[:20]}" + (f" ({backend[:20]})" if isinstance(backend, str) else "")
+
+
+def h5_twin(file: str) -> str:
+    """The legacy-format name of a ``.keras`` model file: ``mnist_dense.keras`` -> ``mnist_dense.h5``."""
+    return str(Path(file).with_suffix(".h5"))
+
+
+def locate(folder, file: str) -> tuple[Path, str | None]:
+    """The model file the grader reads for ``file`` in ``folder`` and a note saying so when it is not
+    ``file`` itself (its ``.h5`` twin); ModelFileError naming what was found instead when neither is there."""
+    folder = Path(folder)
+    path = folder / file
+    if path.exists() or path.is_symlink() or not file.endswith(".keras"):
+        return path, None
+    twin = folder / h5_twin(file)
+    if twin.exists() or twin.is_symlink():
+        return twin, f"graded {twin.name}, the legacy HDF5 (.h5) twin of {file}"
+    stem = Path(file).stem
+    found = []
+    for candidate in sorted(folder.glob(f"{stem}*")) + sorted(folder.glob("*.pt")) + sorted(folder.glob("*.pth")):
+        if candidate.is_dir() and (candidate / "saved_model.pb").exists():
+            found.append(f"{candidate.name}/ is a TensorFlow SavedModel folder (model.export or tf.saved_model.save), "
+                         "which the grader does not load")
+        elif candidate.name.endswith((".weights.h5", ".ckpt.index")) or candidate.suffix == ".ckpt":
+            found.append(f"{candidate.name} holds weights only (model.save_weights), not the model")
+        elif candidate.suffix in (".pt", ".pth"):
+            found.append(f"{candidate.name} is a PyTorch file; the grader reads Keras models only")
+    if found:
+        raise ModelFileError(f"model file {file} not found: {'; '.join(found[:2])}. Save the whole model with "
+                             f"model.save(\"{file}\") and submit that file")
+    raise ModelFileError(f"model file {file} not found")
