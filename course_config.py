@@ -79,6 +79,7 @@ class ModelSpec:
     name: str
     file: str
     kind: str = "keras"
+    variable: str = "model"  # the notebook's variable holding the trained model (for the student's check)
 
 
 @dataclass(frozen=True)
@@ -111,8 +112,11 @@ class Assignment:
     min_conv_layers: int = 0
     required_layers: tuple[str, ...] = ()  # each must appear in the model (e.g. augmentation)
     forbidden_layers: tuple[str, ...] = ()
-    # Files from the course's shared helpers copied into source/<name>/ by `autograder release`.
+    # Files (or packages) from the course's shared helpers in autograder/, copied into source/<name>/ by
+    # `autograder release`: the data loaders, the student's pre-hand-in check and the grader's engine.
     helpers: tuple[str, ...] = ()
+    # The notebook's validation images (or events) and labels, for the student's pre-hand-in check.
+    validation: tuple[str, str] = ("x_val", "y_val")
     # Plausibility ceilings of metric checks: {check id: Ceiling}.
     ceilings: dict[str, Ceiling] = field(default_factory=dict)
     # Audits (`autograder grade --audit`): {profile the notebook is re-executed under: {metric check:
@@ -240,6 +244,10 @@ MOVED_DIGITS_SEED = 80_461_937
 # Assignments
 # --------------------------------------------------------------------------------------------
 MNIST_DENSE_MAX_PARAMS = 1_000_000
+# What every release folder gets beside its notebook: the data loaders, the student's check before
+# handing in, and the package it reads saved models with (the grader's own reader and NumPy engine).
+HELPERS = ("course_data.py", "course_check.py", "keras_numpy")
+
 MNIST_DENSE = Assignment(
     name="mnist_dense",
     title="MNIST with a fully connected network",
@@ -278,7 +286,7 @@ MNIST_DENSE = Assignment(
     },
     max_params=MNIST_DENSE_MAX_PARAMS,
     allowed_layers=("InputLayer", "Flatten", "Dense", "Dropout"),
-    helpers=("course_data.py",),
+    helpers=HELPERS,
     # Fully connected networks without augmentation top out near 98.8-99.0 % in the literature
     # (dropout and max-norm, Srivastava et al. 2014: 98.8 %; 99.3 % and more only with elastic
     # distortions or unsupervised pre-training); our reference reaches 98.5 %. A model trained on
@@ -332,7 +340,7 @@ MNIST_CNN = Assignment(
     },
     max_params=MNIST_CNN_MAX_PARAMS,
     min_conv_layers=2,
-    helpers=("course_data.py",),
+    helpers=HELPERS,
     ceilings={"test_accuracy": Ceiling(0.998, "the best published MNIST results (committees of CNNs with "
                                               "distortions, Ciresan et al. 2012: 99.77 %)")},
     # full 0.9945 (best of 5 seeds on CPU) - quick 0.9907 (worst of 5) = 0.0038; quick seed spread 0.0016.
@@ -395,7 +403,7 @@ MNIST_AUGMENT = Assignment(
     min_conv_layers=2,
     required_layers=AUGMENTATION_LAYERS,
     forbidden_layers=("RandomFlip",),
-    helpers=("course_data.py",),
+    helpers=HELPERS,
     ceilings={
         "test_accuracy": Ceiling(0.998, "the best published MNIST results (committees of CNNs with distortions, "
                                         "Ciresan et al. 2012: 99.77 %)"),
@@ -450,11 +458,13 @@ SUSY = Assignment(
     title="Searching for supersymmetry: logistic regression, trees and a deep network",
     notebook="susy.ipynb",
     models=(
-        ModelSpec("logreg", "susy_logreg.skops", "skops"),
-        ModelSpec("trees", "susy_trees.skops", "skops"),
-        ModelSpec("dnn", "susy_dnn.keras", "keras"),
+        ModelSpec("logreg", "susy_logreg.skops", "skops", variable="logreg"),
+        ModelSpec("trees", "susy_trees.skops", "skops", variable="trees"),
+        ModelSpec("dnn", "susy_dnn.keras", "keras", variable="dnn"),
     ),
     dataset="susy",
+    allowed_layers=SUSY_DNN_LAYERS,
+    validation=("X_val", "y_val"),
     checks=(
         Check("logreg_family", "susy_logreg.skops is a logistic regression", 1, model="logreg"),
         Check("trees_family", "susy_trees.skops is a tree ensemble (gradient boosting or random forest)", 1, model="trees"),
@@ -492,7 +502,7 @@ SUSY = Assignment(
                                  source="docs/calibration.md (susy, quick): min over 5 seeds minus 0.005"),
         },
     },
-    helpers=("course_data.py",),
+    helpers=HELPERS,
     # On the real UCI test events (full profile): Baldi, Sadowski and Whiteson 2014 report AUC 0.850
     # for logistic regression, 0.863 for boosted trees and 0.876-0.879 for deep networks on all 18
     # features; on the real 10k sample, 5-fold CV gives logistic regression 0.861 and gradient

@@ -76,6 +76,47 @@ def cmd_gradebook(args) -> int:
     return 0
 
 
+def cmd_check(args) -> int:
+    from autograder.course_check import check_saved_models, facts_of
+
+    assignment = course_config.assignment(args.assignment)
+    folder = Path(args.folder)
+    if not folder.is_dir():
+        raise FileNotFoundError(f"{folder} is not a folder (give the folder that holds the saved model files)")
+    x_val, y_val = validation_data(assignment)
+    models = {}
+    if args.with_keras:
+        import keras
+
+        for spec in assignment.models:
+            if spec.kind == "keras" and (folder / spec.file).is_file():
+                try:
+                    models[spec.name] = keras.saving.load_model(folder / spec.file, safe_mode=True, compile=False)
+                except Exception as exc:
+                    print(f"note: Keras {keras.__version__} cannot load {spec.file} ({type(exc).__name__}), so its "
+                          "predictions are not compared")
+    reports = check_saved_models(facts_of(assignment, args.profile), models=models, x_val=x_val, y_val=y_val,
+                                 folder=folder)
+    return 1 if any(r.get("problem") or any(r["checks"].values()) for r in reports.values()) else 0
+
+
+def validation_data(assignment: course_config.Assignment):
+    """The validation split a notebook of ``assignment`` uses (images scaled to [0, 1]), or (None, None)."""
+    from autograder.course_data import DataError, load_mnist, load_susy
+
+    try:
+        if assignment.dataset == "mnist":
+            (x_train, y_train), _ = load_mnist(download=False)
+            return x_train[-6000:].astype("float32") / course_config.MNIST_PIXEL_SCALE, y_train[-6000:]
+        X, y = load_susy(stop=course_config.SUSY_DATA["quick"].train_rows, download=False)
+        n_val = len(X) // 5
+        return X[-n_val:], y[-n_val:]
+    except (DataError, OSError) as exc:
+        print(f"note: no validation data here ({str(exc).splitlines()[0][:200]}); set COURSE_DATA_DIR to compare "
+              "predictions and see the validation figure")
+        return None, None
+
+
 def cmd_demo(args) -> int:
     from autograder import demo
 
@@ -150,6 +191,16 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--assignment", action="append", help="only this assignment (repeatable)")
     p.add_argument("--workers", type=int, help="notebooks run at once (default: the number of cores)")
     p.set_defaults(func=cmd_demo)
+
+    p = sub.add_parser("check", help="check saved model files as the grader reads them (the notebooks' last check)")
+    p.add_argument("assignment", choices=sorted(course_config.ASSIGNMENTS))
+    p.add_argument("folder", help="a folder with the saved model files (a submission, or a student's own)")
+    p.add_argument("--profile", default=course_config.DEFAULT_PROFILE, choices=sorted(course_config.PROFILES),
+                   help="whose thresholds to show (default: %(default)s)")
+    p.add_argument("--with-keras", action="store_true",
+                   help="also load each .keras file with Keras (safe mode) and compare its predictions with the "
+                        "grader's engine; only for files you trust: this runs outside the grader's sandbox")
+    p.set_defaults(func=cmd_check)
 
     p = sub.add_parser("doctor", help="show the sandbox backend and where course data is found")
     p.set_defaults(func=cmd_doctor)

@@ -142,7 +142,10 @@ def execute_notebook(submission, workdir: Path, task, *, profile: course_config.
     nbformat.write(nb, nb_path)
     release_dir = course_config.COURSE_DIR / "release" / a.name
     for helper in a.helpers:  # the official helpers, whatever the student's copies say
-        if (release_dir / helper).is_file():
+        if (release_dir / helper).is_dir():
+            shutil.rmtree(workdir / helper, ignore_errors=True)
+            shutil.copytree(release_dir / helper, workdir / helper)
+        elif (release_dir / helper).is_file():
             shutil.copyfile(release_dir / helper, workdir / helper)
     sandbox.install_job(workdir)
     argv = sandbox.python_argv(

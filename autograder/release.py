@@ -50,12 +50,33 @@ class ReleaseError(RuntimeError):
     """nbgrader refused the source notebook; the message carries nbgrader's own words."""
 
 
+def helper_files(assignment: course_config.Assignment, helpers_dir: Path = HELPERS_DIR) -> list[str]:
+    """The helper files of ``assignment``, relative to autograder/: a package stands for its ``.py`` files."""
+    files = []
+    for helper in assignment.helpers:
+        path = helpers_dir / helper
+        if path.is_dir():
+            files += sorted(str(p.relative_to(helpers_dir)) for p in path.rglob("*.py") if "__pycache__" not in p.parts)
+        else:
+            files.append(helper)
+    return files
+
+
 def sync_helpers(assignment: course_config.Assignment, course_dir: Path = course_config.COURSE_DIR) -> list[Path]:
     """Copy the shared helper files into ``source/<assignment>/``; return the files that changed."""
     changed = []
-    for helper in assignment.helpers:
+    wanted = set(helper_files(assignment))
+    for helper in assignment.helpers:  # files of a helper package that no longer exist
+        folder = course_dir / "source" / assignment.name / helper
+        if folder.is_dir():
+            for old in folder.rglob("*.py"):
+                if str(old.relative_to(course_dir / "source" / assignment.name)) not in wanted:
+                    old.unlink()
+                    changed.append(old)
+    for helper in sorted(wanted):
         src, dst = HELPERS_DIR / helper, course_dir / "source" / assignment.name / helper
         if not dst.exists() or not filecmp.cmp(src, dst, shallow=False):
+            dst.parent.mkdir(parents=True, exist_ok=True)
             shutil.copyfile(src, dst)
             changed.append(dst)
     return changed
@@ -129,6 +150,44 @@ def grading_cells(assignment: course_config.Assignment) -> list[NotebookNode]:
     return cells
 
 
+CHECK_MD_ID = "hand_in_check_md"
+CHECK_SAVED_ID = "hand_in_check"
+
+
+def check_saved_cells(assignment: course_config.Assignment) -> list[NotebookNode]:
+    """The section right after the save cell: the student's check of the saved files, run as the grader reads them."""
+    import pprint
+
+    import nbformat
+
+    from autograder.course_check import facts_of
+
+    files = [spec.file for spec in assignment.models]
+    one = len(files) == 1
+    md = "## Check before you hand in\n\n" + textwrap.fill(
+        f"This cell reads {_file_list(files)} exactly as the grader will, with its own reader and engine "
+        f"(`course_check.py` and the `keras_numpy` folder next to this notebook), runs its architecture checks, and "
+        f"compares the grader's predictions with your model's own on the validation "
+        f"{'images' if assignment.dataset == 'mnist' else 'events'}. It prints each check as passed (✓) or why not "
+        f"(✗), and your validation figure beside the thresholds for full and partial credit. It needs no test "
+        f"labels and no network. If a check fails, fix the model, train it again and re-run the save cell above "
+        f"before this one.",
+        width=100,
+    )
+    models = ", ".join(f'"{spec.name}": {spec.variable}' for spec in assignment.models)
+    x_val, y_val = assignment.validation
+    facts = pprint.pformat(facts_of(assignment, course_config.DEFAULT_PROFILE), width=100, sort_dicts=False)
+    source = (
+        "from course_check import check_saved_models\n\n"
+        f"# Written by `autograder release` from course_config.py: the checks, their points and the\n"
+        f"# thresholds of the '{course_config.DEFAULT_PROFILE}' profile, with which saved models are graded.\n"
+        f"FACTS = {facts}\n"
+        f"check_saved_models(FACTS, models={{{models}}}, x_val={x_val}, y_val={y_val})"
+    )
+    return [_locked(nbformat.v4.new_markdown_cell(md), CHECK_MD_ID),
+            _locked(nbformat.v4.new_code_cell(source), CHECK_SAVED_ID)]
+
+
 HELPER_CELL_ID = "fetch_helpers"
 HELPER_CELL_BEFORE = "imports"  # the generated helper cell goes right before this cell
 
@@ -145,7 +204,8 @@ for name, sha256 in HELPERS.items():
         if hashlib.sha256(path.read_bytes()).hexdigest() != sha256:
             print(f"note: {{name}} differs from the copy released with this notebook (an older release?)")
         continue
-    how = f"upload {{name}} from the assignment's folder next to this notebook (on Colab: the Files panel)"
+    how = (f"upload {{name}} from the assignment's folder next to this notebook, as {{path}} (on Colab: the "
+           "Files panel; or upload the whole folder as a zip and unzip it)")
     if not HELPERS_URL:
         raise FileNotFoundError(f"{{name}} is missing: {{how}}")
     try:
@@ -156,6 +216,7 @@ for name, sha256 in HELPERS.items():
     if hashlib.sha256(data).hexdigest() != sha256:
         raise RuntimeError(f"the downloaded {{name}} is not the released file (SHA-256 mismatch), so it was not "
                            f"used; tell your instructor, and {{how}}")
+    path.parent.mkdir(parents=True, exist_ok=True)
     path.write_bytes(data)
     importlib.invalidate_caches()
     print(f"downloaded {{name}} from {{HELPERS_URL}} (SHA-256 checked)")"""
@@ -170,7 +231,7 @@ def helper_cell_source(assignment: course_config.Assignment, url: str | None = N
     url = url.replace("{assignment}", assignment.name)
     if url and not url.endswith("/"):
         url += "/"
-    helpers = {h: hashlib.sha256((helpers_dir / h).read_bytes()).hexdigest() for h in assignment.helpers}
+    helpers = {h: hashlib.sha256((helpers_dir / h).read_bytes()).hexdigest() for h in helper_files(assignment, helpers_dir)}
     return _HELPER_CODE.format(helpers=helpers, url=url)
 
 
@@ -182,7 +243,7 @@ def helper_cell(assignment: course_config.Assignment) -> NotebookNode:
 
 def _is_grading_cell(cell) -> bool:
     gid = grade_id(cell) or ""
-    return gid == GRADING_MD_ID or gid.startswith(CHECK_CELL_PREFIX)
+    return gid in (GRADING_MD_ID, CHECK_MD_ID, CHECK_SAVED_ID) or gid.startswith(CHECK_CELL_PREFIX)
 
 
 def save_cell_index(nb, assignment: course_config.Assignment) -> int:
@@ -203,7 +264,7 @@ def with_grading_cells(nb, assignment: course_config.Assignment):
     nb = copy.deepcopy(nb)
     nb.cells = [c for c in nb.cells if not _is_grading_cell(c) and grade_id(c) != HELPER_CELL_ID]
     at = save_cell_index(nb, assignment) + 1
-    nb.cells[at:at] = grading_cells(assignment)
+    nb.cells[at:at] = check_saved_cells(assignment) + grading_cells(assignment)
     if assignment.helpers:
         at = next((i for i, c in enumerate(nb.cells) if grade_id(c) == HELPER_CELL_BEFORE), None)
         if at is None:
@@ -293,7 +354,7 @@ def drift(name: str, course_dir: Path = course_config.COURSE_DIR) -> list[str]:
     """Differences between the committed release/solutions of ``name`` and a fresh build; [] if in sync."""
     assignment = course_config.assignment(name)
     problems = []
-    for helper in assignment.helpers:
+    for helper in helper_files(assignment):
         copy = course_dir / "source" / name / helper
         if not copy.exists() or not filecmp.cmp(HELPERS_DIR / helper, copy, shallow=False):
             problems.append(f"source/{name}/{helper} differs from autograder/{helper}")

@@ -23,8 +23,9 @@ A = course_config.MNIST_DENSE
 def server(tmp_path):
     """A local web server publishing a release folder: (base URL, the folder it serves)."""
     folder = tmp_path / "published"
-    folder.mkdir()
-    shutil.copyfile(release.HELPERS_DIR / "course_data.py", folder / "course_data.py")
+    for helper in release.helper_files(A):  # laid out as in the release folder
+        (folder / helper).parent.mkdir(parents=True, exist_ok=True)
+        shutil.copyfile(release.HELPERS_DIR / helper, folder / helper)
     handler = functools.partial(http.server.SimpleHTTPRequestHandler, directory=str(folder))
     httpd = http.server.ThreadingHTTPServer(("127.0.0.1", 0), handler)
     threading.Thread(target=httpd.serve_forever, daemon=True).start()
@@ -55,7 +56,11 @@ def test_missing_helper_is_downloaded_and_verified(server, tmp_path):
     proc = run_cell(release.helper_cell_source(A, url=url.replace("{assignment}", "")), work)
     assert proc.returncode == 0, proc.stderr
     assert "downloaded course_data.py" in proc.stdout and "IMPORTED course_data" in proc.stdout
-    assert (work / "course_data.py").read_bytes() == (folder / "course_data.py").read_bytes()
+    for helper in release.helper_files(A):  # the student's check and the grader's engine too
+        assert (work / helper).read_bytes() == (folder / helper).read_bytes(), helper
+    check = subprocess.run([sys.executable, "-c", "import course_check, keras_numpy; print(keras_numpy.load)"],
+                           cwd=work, capture_output=True, text=True, timeout=60)
+    assert check.returncode == 0, check.stderr
 
 
 def test_tampered_helper_is_refused_and_not_kept(server, tmp_path):

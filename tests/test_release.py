@@ -79,14 +79,18 @@ def test_release_notebook_is_what_a_student_needs(name):
     for profile in course_config.PROFILES:
         for var in a.parameters.get(profile, {}):
             assert re.search(rf"^{var} = ", params[0].source, re.M), f"parameters cell lacks {var}"
-    # The save cell comes right before the grading section, which ends the notebook.
+    # The save cell, then the student's check of the saved files, then the grading section, which ends
+    # the notebook.
     section = len(nb.cells) - 1 - len(a.checks)
     assert nb.cells[section].metadata["nbgrader"]["grade_id"] == release.GRADING_MD_ID
-    save = nb.cells[section - 1]
-    assert save.metadata["nbgrader"]["locked"]
+    md, check, save = nb.cells[section - 2], nb.cells[section - 1], nb.cells[section - 3]
+    assert [c.metadata["nbgrader"]["grade_id"] for c in (md, check)] == [release.CHECK_MD_ID, release.CHECK_SAVED_ID]
+    assert save.metadata["nbgrader"]["locked"] and check.metadata["nbgrader"]["locked"]
     for spec in a.models:
-        assert f'"{spec.file}"' in save.source, f"the cell before the grading section must save {spec.file}"
-    for helper in a.helpers:
+        assert f'"{spec.file}"' in save.source, f"the cell before the student's check must save {spec.file}"
+        assert f'"{spec.name}": {spec.variable}' in check.source
+    assert "check_saved_models(FACTS" in check.source and f"x_val={a.validation[0]}" in check.source
+    for helper in release.helper_files(a):
         assert (COURSE / "release" / name / helper).is_file()
     assert "tf.keras" not in "\n".join(c.source for c in nb.cells)
 
@@ -159,10 +163,14 @@ def test_sync_grading_cells_follows_course_config(tmp_path):
     ]
     ids = [c.metadata["nbgrader"]["grade_id"] for c in nb.cells]
     assert ids.count(release.GRADING_MD_ID) == 1
-    assert ids.index(release.GRADING_MD_ID) == ids.index("save_model") + 1
+    assert ids.index(release.CHECK_MD_ID) == ids.index("save_model") + 1  # the student's check, then grading
+    assert ids.index(release.GRADING_MD_ID) == ids.index(release.CHECK_SAVED_ID) + 1 == ids.index("save_model") + 3
     md = " ".join(nb.cells[ids.index(release.GRADING_MD_ID)].source.split())
     assert f"({changed.max_score:g} points in all)" in md
     # Everything else in the notebook is untouched.
     original = nbformat.read(COURSE / "source" / a.name / a.notebook, 4)
-    others = [c for c in nb.cells if c.id != release.GRADING_MD_ID and not c.id.startswith("check_")]
-    assert others == [c for c in original.cells if c.id != release.GRADING_MD_ID and not c.id.startswith("check_")]
+    generated = (release.GRADING_MD_ID, release.CHECK_SAVED_ID)  # the student's check states the points too
+    kept = [c for c in nb.cells if c.id not in generated and not c.id.startswith("check_")]
+    assert kept == [c for c in original.cells if c.id not in generated and not c.id.startswith("check_")]
+    facts = nb.cells[ids.index(release.CHECK_SAVED_ID)].source
+    assert all(f"'points': {c.points}" in facts for c in changed.checks)

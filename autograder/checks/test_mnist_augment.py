@@ -5,7 +5,7 @@ The CNN checks are those of mnist_cnn (imported, not copied); these add the augm
 
 import pytest
 
-from autograder.checks.common import accuracy, assert_layers_absent, assert_layers_present, score_metric
+from autograder.checks.common import accuracy, score_metric
 from autograder.checks.test_mnist_cnn import (  # noqa: F401 - collected as this assignment's checks too
     test_accuracy_on_mnist_test_set,
     test_at_least_two_conv2d_layers,
@@ -14,16 +14,17 @@ from autograder.checks.test_mnist_cnn import (  # noqa: F401 - collected as this
     test_output_layer_is_dense_10_softmax,
     test_parameter_count_within_budget,
 )
+from autograder.course_check import ARCHITECTURE
 
 
 @pytest.mark.check("augmentation_layers")
 def test_random_augmentation_layers_in_model(model, assignment):
-    assert_layers_present(model, assignment.required_layers)
+    ARCHITECTURE["augmentation_layers"](model, assignment)
 
 
 @pytest.mark.check("no_flip")
 def test_no_flip_layers(model, assignment):
-    assert_layers_absent(model, assignment.forbidden_layers, "a flipped digit is a different symbol (a mirrored 2 is not a 2)")
+    ARCHITECTURE["no_flip"](model, assignment)
 
 
 @pytest.mark.check("moved_accuracy")

@@ -3,14 +3,8 @@
 import pytest
 
 import course_config
-from autograder.checks.common import (
-    ACTIVATION_LAYERS,
-    NONLINEAR_EXCLUDED,
-    effective_output,
-    hidden_dense_activations,
-    roc_auc,
-    score_metric,
-)
+from autograder.checks.common import roc_auc, score_metric
+from autograder.course_check import ARCHITECTURE
 
 
 def assert_family(model, file: str, families: tuple[str, ...]) -> None:
@@ -37,24 +31,8 @@ def test_trees_model_is_a_tree_ensemble(model):
 
 
 @pytest.mark.check("dnn_family")
-def test_dnn_is_a_fully_connected_network_with_probability_output(model):
-    allowed = (*course_config.SUSY_DNN_LAYERS, *ACTIVATION_LAYERS)
-    other = sorted({t for t in model.layer_types() if t not in allowed})
-    assert not other, (f"the deep network may use only {', '.join(course_config.SUSY_DNN_LAYERS[1:])} layers (and "
-                       f"activation layers such as ReLU); found {', '.join(other)}")
-    assert any(act not in NONLINEAR_EXCLUDED for act in hidden_dense_activations(model)), (
-        f"the network needs hidden Dense layers with a nonlinear activation; found {model.summary()}"
-    )
-    out, activation = effective_output(model)
-    ok = out is not None and out.class_name == "Dense" and (
-        (out.config.get("units") == 1 and activation == "sigmoid")
-        or (out.config.get("units") == 2 and activation == "softmax")
-    )
-    if out is None:
-        found = "no Dense layer"
-    else:
-        found = f"Dense({out.config.get('units')}, {activation})" if out.class_name == "Dense" else out.describe()
-    assert ok, f"the output layer must give the signal probability: Dense(1, sigmoid) (or Dense(2, softmax)); found {found}"
+def test_dnn_is_a_fully_connected_network_with_probability_output(model, assignment):
+    ARCHITECTURE["dnn_family"](model, assignment)
 
 
 @pytest.mark.check("logreg_auc")
