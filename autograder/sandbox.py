@@ -807,7 +807,9 @@ def _job_predict(kind: str, model_path: str, inputs_path: str, out_path: str, sh
             try:
                 model = keras.saving.load_model(model_path, safe_mode=True, compile=False)
             except Exception as exc:  # say what the file is and what to do, not only Keras' words
-                raise SystemExit(_unreadable(model_path, engine, exc, keras.__version__)) from None
+                with open(os.path.splitext(out_path)[0] + ".json", "w") as f:
+                    json.dump({"engine": engine, "problem": _unreadable(model_path, engine, exc, keras.__version__)}, f)
+                raise SystemExit(3) from None
             outputs = model.predict(np.asarray(inputs), batch_size=500, verbose=0)
     elif kind == "skops":
         import skops.io as sio
@@ -834,12 +836,12 @@ def _unreadable(model_path: str, engine: str, exc: Exception, pinned: str) -> st
     from _autograder_keras_numpy.architecture import saved_by
 
     name = os.path.basename(model_path)
-    producer = saved_by(model_path)
     reason = engine.split("(", 1)[-1].rstrip(")") if "(" in engine else engine
-    return (f"{name} was saved by {producer}; the grader's engine cannot read it ({reason}) and the grader's "
-            f"Keras {pinned} cannot load it either ({type(exc).__name__}: {str(exc).splitlines()[0][:200] if str(exc) else ''}). "
-            f"Save the model with Keras 3.0-{pinned} or tf.keras 2.12+ (model.save(\"{name}\")), or tell your "
-            "instructor which Keras you used")
+    words = str(exc).strip().splitlines()[0][:160] if str(exc).strip() else ""
+    return (f"{name} was saved by {saved_by(model_path)}, which the grader cannot read: its engine says "
+            f"{reason[:300]}, and Keras {pinned} cannot load it either ({type(exc).__name__}: {words}). Save the "
+            f"model with Keras 3.0-{pinned} or tf.keras 2.12+ (model.save(\"{name}\")), or tell your instructor "
+            "which Keras you used")
 
 
 def _job_execute(notebook_path: str, executed_path: str, report_path: str) -> None:

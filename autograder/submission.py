@@ -150,12 +150,15 @@ def predict(submission: Submission, spec: course_config.ModelSpec, model_path: P
         )
         submission.record_limits(result, f"predicting with {spec.file}")
         submission.prediction_usage[spec.name] = result.usage()
+        report = read_json(workdir / "predictions.json")
         if not result.ok:
+            said = report.get("problem") if result.returncode == 3 and not result.limits_hit() else None
             submission.prediction_problems[spec.name] = (
+                said[:1000] if isinstance(said, str) else
                 f"the grader could not load {model_path.name} and predict: {result.problem()}"
             )
             return
-        engine = read_json(workdir / "predictions.json").get("engine")
+        engine = report.get("engine")
         if isinstance(engine, str):
             submission.engines[spec.name] = engine[:200]
         out = workdir / "predictions.npy"

@@ -67,6 +67,7 @@ def make_submission(root: Path, student: str, assignment: str, files: dict[str, 
     folder = root / student / assignment
     folder.mkdir(parents=True, exist_ok=True)
     for name, content in files.items():
+        (folder / name).parent.mkdir(parents=True, exist_ok=True)
         if isinstance(content, Path):
             shutil.copyfile(content, folder / name)
         elif isinstance(content, bytes):

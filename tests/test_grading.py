@@ -261,3 +261,46 @@ def test_an_activation_no_framework_explains_is_named(tmp_path, models_dir):
     assert scores(result)["output_layer"] == 0
     assert "unrecognised activation" in out and "my_softmax" in out and "'dense_1'" in out
     assert "internal" not in " ".join(outputs(result).values())
+
+
+def grade_folder(tmp_path, files: dict, student="yuki"):
+    root = tmp_path / "submitted"
+    make_submission(root, student, A.name, files)
+    quick = course_config.profile("quick")
+    return submission.grade_submission(student, root / student / A.name, A, load_task(A, quick), profile=quick)
+
+
+def test_a_file_from_a_newer_keras_gets_its_version_and_what_to_do(tmp_path, models_dir):
+    """A config key the pinned Keras does not know (a newer Keras wrote it): no internal error, but the
+    version that saved it, what the grader tried, and what to do."""
+    import zipfile
+
+    path = tmp_path / "newer.keras"
+    with zipfile.ZipFile(models_dir / "dense.keras") as zin, zipfile.ZipFile(path, "w") as zout:
+        for item in zin.infolist():
+            data = zin.read(item)
+            if item.filename == "config.json":
+                config = json.loads(data)
+                config["config"]["layers"][2]["config"]["sparsity_schedule"] = "cubic"  # an option from the future
+                data = json.dumps(config).encode()
+            if item.filename == "metadata.json":
+                data = json.dumps({**json.loads(data), "keras_version": "3.99.0"}).encode()
+            zout.writestr(item, data)
+    result = grade_folder(tmp_path, {A.model_file: path})
+    out = outputs(result)["test_accuracy"]
+    assert scores(result)["test_accuracy"] == 0
+    assert "was saved by Keras 3.99.0" in out and "'sparsity_schedule'" in out and "Save the model with Keras 3.0-3.15.1" in out
+    assert "internal" not in out and "Traceback" not in out
+
+
+@pytest.mark.parametrize("files, words", [
+    ({"mnist_dense/saved_model.pb": b"x", "mnist_dense/variables/variables.index": b"x"},
+     "mnist_dense/ is a TensorFlow SavedModel folder"),
+    ({"model.pt": b"PK\x03\x04"}, "model.pt is a PyTorch file; the grader reads Keras models only"),
+    ({"mnist_dense.weights.h5": b"\x89HDF\r\n\x1a\n"}, "mnist_dense.weights.h5 holds weights only (model.save_weights)"),
+])
+def test_other_model_formats_are_named(tmp_path, files, words):
+    result = grade_folder(tmp_path, files)
+    assert result.score == 0
+    for c in result.checks:
+        assert words in c.output and 'model.save("mnist_dense.keras")' in c.output, c.output
