@@ -32,7 +32,7 @@ import io  # noqa: E402
 import numpy as np  # noqa: E402
 
 import course_config  # noqa: E402
-from calibrate import machine  # noqa: E402  (bench/ is this script's folder)
+from machine import describe  # noqa: E402  (bench/ is this script's folder)
 
 REFERENCE = "mnist_cnn"
 # Cells of the solution notebook that set up data, model and optimizer, in order.
@@ -159,7 +159,7 @@ def main(argv=None) -> int:
     model, x, y, fit_kwargs, ns = reference(args.epochs, args.seed)
     (x_train, y_train), (x_test, y_test) = ns["load_mnist"]()
     x_test = x_test.astype("float32") / course_config.MNIST_PIXEL_SCALE
-    print(f"machine: {machine()}")
+    print(f"machine: {describe(keras=True)}")
     print(f"reference ({REFERENCE} solution): {model.count_params():,} parameters, "
           f"{len(x):,} training images, EPOCHS = {args.epochs}, fit arguments {fit_kwargs}")
     a_model, ax, ay, a_kwargs = anchor(x_train, y_train, args.seed)
@@ -191,7 +191,7 @@ def write_report(args, ref_curve, anc_curve, r, a, ratio, ref_params, anc_params
         "Written by `bench/time_to_accuracy.py`. Both models train one epoch per `fit()` call; the time",
         "is the sum of the whole `fit()` calls, evaluation on the 10,000 test images excluded.",
         "",
-        f"Machine: {machine()}  ",
+        f"Machine: {describe(keras=True)}  ",
         f"Date: {dt.date.today().isoformat()}, seed {args.seed}",
         "",
         "| model | parameters | recipe | time to {:.1%} | ratio to anchor |".format(args.target),

@@ -96,3 +96,14 @@ def test_garbage_missing_and_damaged_files(tmp_path, models_dir):
 def test_size_limit(models_dir):
     with pytest.raises(ModelFileError, match="the limit is"):
         inspect_model(models_dir / "dense.keras", max_mb=0.01)
+
+
+def test_lambda_layers_in_h5_files_are_refused_too(tmp_path):
+    """An .h5 file's model_config is read like config.json: a Lambda layer (Python code) is refused."""
+    import keras
+
+    model = keras.Sequential([keras.Input((28, 28)), keras.layers.Flatten(), keras.layers.Lambda(lambda x: x * 2),
+                              keras.layers.Dense(10, activation="softmax")])
+    model.save(tmp_path / "mnist_dense.h5")
+    with pytest.raises(ModelFileError, match="Lambda layer, which carries Python code"):
+        inspect_model(tmp_path / "mnist_dense.h5")
