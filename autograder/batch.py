@@ -146,7 +146,7 @@ def grade_one(assignment_name: str, student: str, fp: str, job: Job | None = Non
             traceback.print_exc(file=sys.stderr)
             result = failed_result(
                 student, assignment, f"internal grader error ({type(exc).__name__}: {exc}); tell your instructor",
-                time.monotonic() - start,
+                time.monotonic() - start, internal=True,
             )
     result.fingerprint = fp
     write_student_files(result, keep_dir)
@@ -171,10 +171,18 @@ class BatchReport:
     wall_s: float = 0.0
     workers: int = 1
 
+    @property
+    def internal_errors(self) -> list[str]:
+        """Students whose result the grader failed to produce (graded again on the next run)."""
+        return [r.student for r in self.results if r.internal_errors]
+
     def summary_lines(self) -> list[str]:
         s = summary.stats(self.results)
         lines = [f"{self.assignment}: {len(self.graded)} graded, {len(self.skipped)} unchanged (skipped), "
                  f"wall time {self.wall_s:.1f} s with {self.workers} worker(s)"]
+        if self.internal_errors:
+            lines.append(f"  INTERNAL GRADER ERRORS: {len(self.internal_errors)} ({', '.join(self.internal_errors[:10])}); "
+                         "not kept as done, the next run grades them again; tell the kit's maintainers")
         if self.results:
             lines.append(f"  mean {s['mean']:.2f} / {s['max_score']:g}, median {s['median']:.2f}, "
                          f"full marks {s['full_marks']}, zero {s['zero']}")
@@ -296,10 +304,14 @@ def grade_assignments(
             for student in names[a.name]:
                 fp = fingerprint(submitted_dir / student / a.name, config, data)
                 previous = None if regrade else records[a.name].get(student)
-                if previous is not None and previous.fingerprint == fp:
+                # A result the grader failed to produce is never reused: it is graded again.
+                if previous is not None and previous.fingerprint == fp and not previous.internal_errors:
                     done[a.name][student] = previous
                 else:
                     todo.append((a.name, student, fp))
+        caveats = set() if execute else {c for c in (t.saved_model_caveat() for t in tasks.values()) if c}
+        for caveat in sorted(caveats):
+            print(f"WARNING: {caveat}", file=log, flush=True)
         mode = f"re-executing notebooks, profile {profile.name}" if execute else f"grading saved models, profile {profile.name}"
         skipped = total - len(todo)
         print(f"grading {', '.join(names)}: {len(todo)} to grade, {skipped} unchanged; {mode}; "
@@ -324,8 +336,11 @@ def grade_assignments(
                              skipped=[s for s in names[a.name] if s not in graded], wall_s=wall, workers=workers)
         everyone = sorted(records[a.name].values(), key=lambda r: r.student)
         grades_csv.write(everyone, out_dir / grades_csv.GRADES_FILE)
+        task = tasks.get((a.dataset, a.test_sets, profile.name))
+        caveat = None if execute or task is None else task.saved_model_caveat()
         summary.write(everyone, a.name, out_dir, run={"graded": len(report.graded), "skipped": len(report.skipped),
-                                                      "wall_s": wall, "workers": workers})
+                                                      "wall_s": wall, "workers": workers,
+                                                      **({"warnings": [caveat]} if caveat else {})})
         for line in report.summary_lines():
             print(line, file=log)
         reports.append(report)
@@ -360,6 +375,7 @@ def _run(todo: list[tuple[str, str, str]], job: Job, tasks: dict, workers: int):
                     result = pool.submit(_grade_in_worker, assignment, student, fp).result()
             except BrokenProcessPool:
                 result = failed_result(student, course_config.assignment(assignment), "internal grader error: the "
-                                       "grading process died while grading this submission; tell your instructor")
-                write_student_files(result, job.out_dir / student / assignment)  # no fingerprint: retried next run
+                                       "grading process died while grading this submission; tell your instructor",
+                                       internal=True)
+                write_student_files(result, job.out_dir / student / assignment)  # retried next run
             yield result

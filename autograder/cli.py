@@ -61,6 +61,10 @@ def cmd_grade(args) -> int:
         print(f"\ngradebook {args.gradebook}: {counts}")
     print(f"\nresults: {Path(args.out) / '<student>' / args.assignment / 'results.json'} and feedback.html, "
           f"{Path(args.out) / GRADES_FILE}, {Path(args.out) / 'summary.md'}")
+    if report.internal_errors:
+        print(f"autograder: {len(report.internal_errors)} internal grader error(s) ({', '.join(report.internal_errors[:10])}); "
+              "run the same command again to grade them again", file=sys.stderr)
+        return 3
     return 0
 
 
@@ -146,7 +150,31 @@ def cmd_doctor(args) -> int:
         print("MNIST: found and valid")
     except DataError as exc:
         print(f"MNIST: {exc}")
+    data_report()
     return 0
+
+
+def data_report() -> bool:
+    """Print, for every profile, whether the hidden test data each dataset needs is there and right."""
+    from autograder.course_data import DataError, susy_candidates
+    from autograder.tasks import TASKS
+
+    for where, path in susy_candidates():
+        print(f"SUSY candidate {where}: {path} ({'present' if path.exists() else 'absent'})")
+    ok = True
+    for name in sorted(course_config.PROFILES):
+        profile = course_config.profile(name)
+        for dataset in sorted({a.dataset for a in course_config.ASSIGNMENTS.values()}):
+            try:
+                task = TASKS[dataset](profile)
+                n, fp = len(task.labels), task.fingerprint()
+                task.close()
+                source = course_config.SUSY_DATA[name].source if dataset == "susy" else "mnist.npz"
+                print(f"test data, profile {name}, {dataset}: ok, {n:,} test items ({source}; fingerprint {fp})")
+            except (DataError, OSError, ValueError) as exc:
+                ok = False
+                print(f"test data, profile {name}, {dataset}: NOT USABLE: {str(exc).splitlines()[0]}")
+    return ok
 
 
 def main(argv: list[str] | None = None) -> int:

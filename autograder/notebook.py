@@ -170,10 +170,16 @@ def execute_notebook(submission, workdir: Path, task, *, profile: course_config.
         if executed.stat().st_size < 50 * 2**20:
             shutil.copyfile(executed, keep_dir / EXECUTED_NOTEBOOK)
     stopped = result.timed_out or result.memory_exceeded or result.disk_exceeded
+    errors = report.get("errors", [])
     if stopped:
         submission.notes.append(f"running the notebook stopped: {result.problem()}")
+        submission.execution["first_cause"] = f"the notebook run stopped: {result.problem()}"
     elif report.get("status") == "error":
-        submission.notes.append(describe_errors(report.get("errors", []), injected_at))
+        submission.notes.append(describe_errors(errors, injected_at))
+        full = [e for e in errors if sandbox.NO_SPACE in str(e.get("evalue"))]
+        if full:  # a cell filled the disk: what the notebook saves after it is incomplete
+            submission.execution["first_cause"] = describe_errors(full, injected_at).replace(
+                "the notebook raised", "the notebook ran out of space:", 1)
     elif not result.ok:
         submission.notes.append(f"running the notebook failed: {result.problem()}")
     if result.processes_refused and not stopped:

@@ -47,6 +47,11 @@ class StudentResult:
     fingerprint: str = ""  # what was graded (see autograder.batch.fingerprint)
 
     @property
+    def internal_errors(self) -> list[str]:
+        """The checks the grader itself could not run (its fault, not the submission's)."""
+        return list(self.extra.get("internal_errors", []))
+
+    @property
     def score(self) -> float:
         return round(sum(c.score for c in self.checks), 4)
 
@@ -89,10 +94,12 @@ class StudentResult:
         )
 
 
-def failed_result(student: str, assignment, message: str, seconds: float = 0.0) -> StudentResult:
-    """Zero on every check of ``assignment`` (a course_config.Assignment), each saying ``message``."""
+def failed_result(student: str, assignment, message: str, seconds: float = 0.0, *, internal: bool = False) -> StudentResult:
+    """Zero on every check of ``assignment`` (a course_config.Assignment), each saying ``message``;
+    ``internal``: the grader failed, not the submission (graded again on the next run)."""
     checks = [CheckResult(c.id, c.title, c.points, 0.0, message, "failed") for c in assignment.checks]
-    return StudentResult(student, assignment.name, checks, message, seconds)
+    extra = {"internal_errors": [c.id for c in assignment.checks]} if internal else {}
+    return StudentResult(student, assignment.name, checks, message, seconds, extra)
 
 
 def atomic_write(path: Path, text: str) -> None:

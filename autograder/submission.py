@@ -193,6 +193,9 @@ def prepare_submission(
 ) -> Submission:
     """Everything the checks need to know about one student's submission."""
     submission = Submission(student=student, assignment=assignment, profile=profile.name, labels=task.labels)
+    caveat = None if execute else task.saved_model_caveat()
+    if caveat:
+        submission.notes.append(f"Note: {caveat}.")
     for test_set in task.test_sets[1:]:
         submission.more_labels[test_set] = task.labels_of(test_set)
     with sandbox.scratch(course_config.LIMITS.disk_limit_mb) as workdir:
@@ -211,6 +214,9 @@ def prepare_submission(
                 submission.files[spec.name] = model_path.name
             except ModelFileError as exc:
                 problem = str(exc)
+                cause = submission.execution.get("first_cause") if execute else None
+                if cause and model_path.exists():  # name the first cause, not only what it broke
+                    problem = f"{cause}; {model_path.name}, written after it, is incomplete ({problem})"
                 if not model_path.exists() and problem == f"model file {spec.file} not found":
                     problem = (
                         f"model file {spec.file} not found: "
@@ -225,8 +231,9 @@ def prepare_submission(
     return submission
 
 
-def run_checks(submission: Submission) -> list[CheckResult]:
-    """Run the assignment's check module on ``submission``; one CheckResult per configured check."""
+def run_checks(submission: Submission) -> tuple[list[CheckResult], list[str]]:
+    """Run the assignment's check module on ``submission``: one CheckResult per configured check, and the
+    checks the grader itself failed to run (internal errors, never the submission's fault)."""
     import pytest
 
     plugin = GradingPlugin(submission)
@@ -240,14 +247,16 @@ def run_checks(submission: Submission) -> list[CheckResult]:
     log = io.StringIO()
     with contextlib.redirect_stdout(log), contextlib.redirect_stderr(log):
         pytest.main(args, plugins=[plugin])
-    results = []
+    results, errors = [], sorted(plugin.errors)
     for check in submission.assignment.checks:
+        if check.id not in plugin.results:
+            errors.append(check.id)
         results.append(
             plugin.results.get(check.id)
             or CheckResult(check.id, check.title, check.points, 0.0,
-                           "the grader could not run this check (internal error; tell your instructor)", "failed")
+                           "internal grader error: the grader could not run this check; tell your instructor", "failed")
         )
-    return results
+    return results, errors
 
 
 def metric_values(submission: Submission, task) -> dict[str, float]:
@@ -299,9 +308,11 @@ def grade_submission(
         student, src, assignment, task, profile=profile, execute=execute, backend=backend, keep_dir=keep_dir,
         threads=threads,
     )
-    checks = run_checks(submission)
+    checks, errors = run_checks(submission)
     extra = {"profile": profile.name, "executed": execute, "sandbox": backend,
              **({"execution": submission.execution} if execute else {})}
+    if errors:
+        extra["internal_errors"] = errors  # not committed as done: the next run grades this submission again
     if submission.limits_hit:
         extra["limits_hit"] = submission.limits_hit
     for name, info in submission.models.items():

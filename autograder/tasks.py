@@ -85,6 +85,10 @@ class Task:
     def prediction_inputs(self) -> np.ndarray:
         raise NotImplementedError
 
+    def saved_model_caveat(self) -> str | None:
+        """Why figures of saved models (not re-executed) on this task may not compare with the student's own, if so."""
+        return None
+
     def fingerprint(self) -> str:
         """A digest of the test inputs and labels: results graded on other data are not reused."""
         h = hashlib.sha256()
@@ -206,11 +210,29 @@ class SusyTask(Task):
             from autograder.susy_sim import simulate
 
             return simulate(d.test_rows if test else d.train_rows, seed=d.test_seed if test else d.train_seed)
-        from autograder.course_data import SUSY_TRAIN_ROWS, load_susy
+        from autograder.course_data import SUSY_FEATURES, SUSY_TRAIN_ROWS, DataError, load_susy, susy_candidates
 
-        if test:
-            return load_susy(start=SUSY_TRAIN_ROWS, stop=SUSY_TRAIN_ROWS + d.test_rows)
-        return load_susy(stop=d.train_rows)
+        start, rows = (SUSY_TRAIN_ROWS, d.test_rows) if test else (0, d.train_rows)
+        X, y = load_susy(start=start, stop=start + rows)
+        counts = np.bincount(np.asarray(y, dtype=np.int64), minlength=2) if len(y) else np.zeros(2, dtype=np.int64)
+        if len(y) != rows or X.shape[1:] != (len(SUSY_FEATURES),) or len(counts) != 2 or min(counts) == 0:
+            found = next((str(p) for _, p in susy_candidates() if p.exists()), "the SUSY file")
+            raise DataError(
+                f"the {'hidden test' if test else 'training'} data of the '{self.profile.name}' profile is wrong: "
+                f"{found} gave {len(y):,} events of rows {start:,}-{start + rows:,} ({X.shape[1] if X.ndim == 2 else 0} "
+                f"columns, {int(counts[0]):,} background and {int(counts[-1]) if len(counts) > 1 else 0:,} signal), "
+                f"expected {rows:,} events of {len(SUSY_FEATURES)} features with both classes. The UCI file has "
+                "5,000,000 rows: is it a partial download or another file? Nothing was graded."
+            )
+        return X, y
+
+    def saved_model_caveat(self) -> str | None:
+        if self.data.source != "simulated":
+            return None
+        return (f"the '{self.profile.name}' profile scores SUSY models on simulated events (autograder.susy_sim), "
+                "not on the real UCI events a notebook trains on: a saved model trained on real events scores "
+                "lower here than on its validation events, and the figure compares only with the same notebook "
+                "re-executed under this profile (autograder grade --execute)")
 
     def prediction_inputs(self) -> np.ndarray:
         """The 18 features of the hidden events, in the UCI normalisation, as float32."""

@@ -271,8 +271,7 @@ def test_reference_model_gets_full_marks(bundles, gradescope_root, reference_mod
 
 def test_untouched_release_scores_zero(bundles, gradescope_root):
     root = gradescope_root(bundles("quick"))
-    for path in RELEASE.iterdir():
-        shutil.copyfile(path, root / "submission" / path.name)
+    shutil.copytree(RELEASE, root / "submission", dirs_exist_ok=True)  # the notebook and its helper files
     proc, results = run_autograder(root)
     assert results["score"] == 0 and results["max_score"] == A.max_score, proc.stderr
     assert len(results["tests"]) == len(A.checks)

@@ -37,7 +37,7 @@ def failure_message(excinfo) -> str:
     if not msg:
         msg = type(exc).__name__
     if not isinstance(exc, (AssertionError, pytest.fail.Exception)):
-        msg = f"the grader could not run this check ({type(exc).__name__}: {msg})"
+        msg = f"internal grader error: the grader could not run this check ({type(exc).__name__}: {msg}); tell your instructor"
     elif isinstance(exc, AssertionError) and "\nassert " in msg:
         # Where pytest rewrote the assert (the check module imported under a pytest session), drop
         # its explanation: the student reads our message, the same whichever way the check ran.
@@ -52,6 +52,7 @@ class GradingPlugin:
         self._submission = submission
         self._assignment = submission.assignment
         self.results: dict[str, CheckResult] = {}
+        self.errors: set[str] = set()  # checks that raised something other than a failed assertion: the grader's fault
         self._scores: dict[str, Score] = {}
 
     # -- configuration ---------------------------------------------------------------------
@@ -123,6 +124,8 @@ class GradingPlugin:
             else:
                 fraction = 0.0
                 output = failure_message(call.excinfo) if call.excinfo else str(report.longrepr)
+                if call.excinfo and not isinstance(call.excinfo.value, (AssertionError, pytest.fail.Exception)):
+                    self.errors.add(cid)
                 if recorded and recorded.message and recorded.message not in output:
                     output = f"{recorded.message}\n{output}"
             if recorded is not None and recorded.fraction is not None:

@@ -43,6 +43,7 @@ def stats(results: list[StudentResult]) -> dict:
         "failed_checks": failed.most_common(),
         "limits_hit": limits.most_common(),
         "flagged": sum(1 for r in results if r.flags),
+        "internal_errors": [r.student for r in results if r.internal_errors],
     }
 
 
@@ -54,8 +55,14 @@ def render(results: list[StudentResult], assignment: str, *, run: dict | None = 
     if run:
         lines += [f"This run: {run.get('graded', 0)} graded, {run.get('skipped', 0)} unchanged and skipped, "
                   f"wall time {run.get('wall_s', 0):.1f} s with {run.get('workers', 1)} worker(s).", ""]
+        # The grader's own words (no student text), so not escaped.
+        lines += [f"**Warning:** {w}." for w in run.get("warnings", [])] + ([""] if run.get("warnings") else [])
     if not results:
         return "\n".join(lines + ["(no submissions)"]) + "\n"
+    if s["internal_errors"]:
+        lines += [f"**Internal grader errors: {len(s['internal_errors'])}** ({escape(', '.join(s['internal_errors'][:20]))}): "
+                  "the grader, not the submission, failed; these results are not kept as done and the next run "
+                  "grades them again.", ""]
     lines += [
         f"- mean {s['mean']:.2f} / {s['max_score']:g}, median {s['median']:.2f}",
         f"- full marks: {s['full_marks']}, zero: {s['zero']}, flagged for review: {s['flagged']}",

@@ -75,7 +75,9 @@ def kit_files(assignment: course_config.Assignment) -> list[tuple[str, Path]]:
     for path in _regular_files(course / "autograder"):
         entries.append((f"{KIT}/{path.relative_to(course).as_posix()}", path))
     release = course / "release" / assignment.name
-    missing = [h for h in assignment.helpers if not (release / h).is_file()]
+    from autograder.release import helper_files
+
+    missing = [h for h in helper_files(assignment) if not (release / h).is_file()]
     if missing:
         raise BundleError(f"{release} lacks {', '.join(missing)}: run `autograder release {assignment.name}` first")
     for path in _regular_files(release):
