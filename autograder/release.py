@@ -110,6 +110,18 @@ def _locked(cell: NotebookNode, cell_id: str, points: float | None = None) -> No
     return cell
 
 
+def threshold_text(assignment: course_config.Assignment, profile: str = course_config.DEFAULT_PROFILE) -> str:
+    """The thresholds of the assignment's metric checks for full and partial credit, as a Markdown list."""
+    lines = [f"Thresholds for the saved {'model' if len(assignment.models) == 1 else 'models'} (the '{profile}' profile):"]
+    for check_id, threshold in assignment.thresholds.get(profile, {}).items():
+        check = assignment.check(check_id)
+        tiers = "; ".join(
+            f"{'full credit' if t.fraction == 1 else f'{t.fraction:.0%} of the points'} at >= {t.minimum:.4g}"
+            for t in sorted(threshold.tiers, key=lambda t: -t.minimum))
+        lines.append(f"- `{check.id}` ({_points_text(check.points)}, {check.title}): {tiers}; below that, no points.")
+    return lines[0] + "\n\n" + "\n".join(lines[1:])
+
+
 def grading_cells(assignment: course_config.Assignment) -> list[NotebookNode]:
     """The notebook's grading section: a locked markdown cell, then one locked graded cell per check.
 
@@ -132,6 +144,7 @@ def grading_cells(assignment: course_config.Assignment) -> list[NotebookNode]:
         f"save cell above ran after your final training.",
         width=100,
     )
+    md += "\n\n" + threshold_text(assignment)
     cells = [_locked(nbformat.v4.new_markdown_cell(md), GRADING_MD_ID)]
     for check in assignment.checks:
         gid = check_cell_id(check)

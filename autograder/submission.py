@@ -220,7 +220,8 @@ def prepare_submission(
                 if not model_path.exists() and problem == f"model file {spec.file} not found":
                     problem = (
                         f"model file {spec.file} not found: "
-                        + ("the notebook did not save it" if execute else "run the notebook's save cell (under \"Save the model\"), which writes it, "
+                        + ("the notebook did not save it" if execute else "run the notebook's save cell (under \"Save the "
+                           f"model{'s' if len(assignment.models) > 1 else ''}\"), which writes it, "
                            "and submit the file next to the notebook")
                     )
                     if execute and submission.notes:

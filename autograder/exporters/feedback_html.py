@@ -500,8 +500,9 @@ def _roc_section(items: list[tuple[str, dict]]) -> str:
 def _details(record: dict) -> str:
     details = record.get("details")
     if not isinstance(details, dict) or not details:
+        where = "the notes and the checks above" if _text(record.get("output")).strip() else "the checks above"
         return ('<section><h2>Plots</h2><p class="muted">No plots: the grader had no readable model to '
-                "evaluate (see the notes and the checks above).</p></section>")
+                f"evaluate (see {where}).</p></section>")
     parts, rocs = [], []
     for name, detail in details.items():
         if not isinstance(detail, dict):

@@ -101,10 +101,16 @@ def _model_entry(entry: dict) -> None:
             _layer_entry(layer)
     if cls == "Sequential":
         _sequential_input(cfg, layers)
-    elif cls == "Functional":
+    elif cls == "Functional" and _keras2_nodes(layers):
+        # Keras 2 numbers a nested model's calls from 1: its node 0 is its own Input, not serialized.
+        shifted = {e.get("name") for e in layers if isinstance(e, dict) and _has_own_input(e)}
         for layer in layers:
             if isinstance(layer, dict) and isinstance(layer.get("inbound_nodes"), list):
-                layer["inbound_nodes"] = [_call_node(n) for n in layer["inbound_nodes"]]
+                layer["inbound_nodes"] = [_call_node(n, shifted) for n in layer["inbound_nodes"]]
+        for key in ("input_layers", "output_layers"):
+            refs = cfg.get(key)
+            if isinstance(refs, list):
+                cfg[key] = [_shift(r, shifted) for r in refs] if all(isinstance(r, list) for r in refs) else _shift(refs, shifted)
 
 
 def _layer_entry(entry: dict) -> None:
@@ -180,9 +186,35 @@ def _sequential_input(cfg: dict, layers: list) -> None:
                 return
 
 
-def _call_node(node):
+def _is_keras2_node(node) -> bool:
+    return isinstance(node, list) and bool(node) and all(isinstance(t, list) and len(t) in (3, 4) for t in node)
+
+
+def _keras2_nodes(layers: list) -> bool:
+    """Whether a Functional config's call nodes are Keras 2 lists (not Keras 3 ``{"args", "kwargs"}``)."""
+    return any(isinstance(e, dict) and isinstance(e.get("inbound_nodes"), list)
+               and any(_is_keras2_node(n) for n in e["inbound_nodes"]) for e in layers)
+
+
+def _has_own_input(entry: dict) -> bool:
+    """A nested model that was built with its own Input (Keras 2 skips its first node when saving)."""
+    if entry.get("class_name") == "Functional":
+        return True
+    inner = (entry.get("config") or {}).get("layers") if isinstance(entry.get("config"), dict) else None
+    return entry.get("class_name") == "Sequential" and isinstance(inner, list) and bool(inner) and \
+        isinstance(inner[0], dict) and inner[0].get("class_name") == "InputLayer"
+
+
+def _shift(ref, shifted: set):
+    """``[layer, node_index, tensor_index]`` with a nested model's Keras 2 node index renumbered from 0."""
+    if isinstance(ref, list) and len(ref) >= 3 and ref[0] in shifted and isinstance(ref[1], int) and ref[1] >= 1:
+        return [ref[0], ref[1] - 1, *ref[2:]]
+    return ref
+
+
+def _call_node(node, shifted: set = frozenset()):
     """A Keras 2 call node, ``[["layer", node_index, tensor_index, {kwargs}], ...]``, as Keras 3 writes it."""
-    if not isinstance(node, list) or not node or not all(isinstance(t, list) and len(t) in (3, 4) for t in node):
+    if not _is_keras2_node(node):
         return node
     kwargs = {}
     tensors = []
@@ -190,5 +222,5 @@ def _call_node(node):
         if len(t) == 4 and isinstance(t[3], dict):
             kwargs.update(t[3])
         tensors.append({"class_name": "__keras_tensor__",
-                        "config": {"shape": None, "dtype": None, "keras_history": list(t[:3])}})
+                        "config": {"shape": None, "dtype": None, "keras_history": _shift(list(t[:3]), shifted)}})
     return {"args": [tensors[0] if len(tensors) == 1 else tensors], "kwargs": kwargs}

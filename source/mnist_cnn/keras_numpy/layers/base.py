@@ -38,12 +38,15 @@ class _Layer:
 
 
 def add_bias(layer, y):
-    """``y + bias`` in place; in a mixed-precision layer both the product and the sum rounded to its
-    compute dtype, as Keras computes them."""
+    """``y + bias`` in place; in a mixed-precision layer rounded as Keras computes it. float16: the
+    product, then the sum, each rounded (every backend does so). bfloat16: the sum of the float32
+    product and the bias rounded once, as TensorFlow's fused kernels do (JAX and PyTorch round the
+    product first: a few near-ties in 10,000 fall the other way, docs/model_files.md)."""
     if layer.compute_dtype == "float32":
         y += layer.bias
         return y
-    y = round_to(y, layer.compute_dtype)
+    if layer.compute_dtype == "float16":
+        y = round_to(y, "float16")
     y += layer.bias
     return round_to(y, layer.compute_dtype)
 
