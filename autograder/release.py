@@ -113,11 +113,11 @@ def _locked(cell: NotebookNode, cell_id: str, points: float | None = None) -> No
 def threshold_text(assignment: course_config.Assignment, profile: str = course_config.DEFAULT_PROFILE) -> str:
     """The thresholds of the assignment's metric checks for full and partial credit, as a Markdown list."""
     lines = [f"Thresholds for the saved {'model' if len(assignment.models) == 1 else 'models'} (the '{profile}' profile):"]
+    from autograder.course_check import tier_text
+
     for check_id, threshold in assignment.thresholds.get(profile, {}).items():
         check = assignment.check(check_id)
-        tiers = "; ".join(
-            f"{'full credit' if t.fraction == 1 else f'{t.fraction:.0%} of the points'} at >= {t.minimum:.4g}"
-            for t in sorted(threshold.tiers, key=lambda t: -t.minimum))
+        tiers = tier_text([[t.minimum, t.fraction] for t in sorted(threshold.tiers, key=lambda t: -t.minimum)])
         lines.append(f"- `{check.id}` ({_points_text(check.points)}, {check.title}): {tiers}; below that, no points.")
     return lines[0] + "\n\n" + "\n".join(lines[1:])
 
@@ -176,7 +176,6 @@ def check_saved_cells(assignment: course_config.Assignment) -> list[NotebookNode
     from autograder.course_check import facts_of
 
     files = [spec.file for spec in assignment.models]
-    one = len(files) == 1
     md = "## Check before you hand in\n\n" + textwrap.fill(
         f"This cell reads {_file_list(files)} exactly as the grader will, with its own reader and engine "
         f"(`course_check.py` and the `keras_numpy` folder next to this notebook), runs its architecture checks, and "

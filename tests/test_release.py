@@ -168,7 +168,7 @@ def test_sync_grading_cells_follows_course_config(tmp_path):
     md = " ".join(nb.cells[ids.index(release.GRADING_MD_ID)].source.split())
     assert f"({changed.max_score:g} points in all)" in md
     for check_id, threshold in a.thresholds[course_config.DEFAULT_PROFILE].items():  # full and partial credit
-        assert all(f">= {t.minimum:.4g}" in md for t in threshold.tiers) and f"`{check_id}`" in md
+        assert all(f">= {t.minimum:.4f}" in md for t in threshold.tiers) and f"`{check_id}`" in md
     # Everything else in the notebook is untouched.
     original = nbformat.read(COURSE / "source" / a.name / a.notebook, 4)
     generated = (release.GRADING_MD_ID, release.CHECK_SAVED_ID)  # the student's check states the points too

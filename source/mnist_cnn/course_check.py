@@ -174,9 +174,10 @@ def _metric(name, outputs, labels):
     return float(roc_auc_score(labels, scores))
 
 
-def _tiers(check) -> str:
+def tier_text(tiers) -> str:
+    """``[[minimum, fraction], ...]`` (highest first) as "full credit at >= 0.9800, 50% of the points at >= 0.9700"."""
     return ", ".join(f"{'full credit' if fraction == 1 else f'{fraction:.0%} of the points'} at >= {minimum:.4f}"
-                     for minimum, fraction in check["tiers"])
+                     for minimum, fraction in tiers)
 
 
 def _fraction(check, value) -> float:
@@ -270,7 +271,7 @@ def check_model(facts, spec, folder=".", model=None, x_val=None, y_val=None, out
             report["fraction"] = fraction = _fraction(check, value)
             mark = "✓" if fraction == 1 else "✗"
             out(f"  {mark} validation {facts['metric'].replace('_', ' ')} {value:.4f} for {check['id']} "
-                f"({check['points']:g} pt; {_tiers(check)}): {fraction:.0%} of its points if the test figure is the same"
+                f"({check['points']:g} pt; {tier_text(check['tiers'])}): {fraction:.0%} of its points if the test figure is the same"
                 + ("" if fraction == 1 else "; train longer (the notebook's EPOCHS) or improve the model"))
     return report
 
