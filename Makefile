@@ -17,7 +17,7 @@ export TF_CPP_MIN_LOG_LEVEL ?= 2
 export PYTHONDONTWRITEBYTECODE = 1
 
 # The Makefile of a clean clone installs everything: the venv, bubblewrap and chromium (when root).
-.PHONY: install system-tools demo test test-fast release check-release calibrate clean
+.PHONY: install system-tools demo test test-fast lint release check-release calibrate clean
 
 install: $(STAMP) system-tools
 
@@ -51,8 +51,12 @@ release: install
 demo: install
 	$(PY) -m autograder demo
 
-test: install
+test: install lint
 	$(PY) -m pytest
+
+# The project's own checks: ruff (configured in pyproject.toml) on the kit, its tests and benchmarks.
+lint: install
+	$(VENV)/bin/ruff check .
 
 # Everything but the slow end-to-end tests (a few minutes less).
 test-fast: install

@@ -34,7 +34,6 @@ from autograder.results import CheckResult, StudentResult
 from autograder.skops_file import inspect_skops
 
 
-
 @dataclass
 class Submission:
     """What the checks see of one student's work."""

@@ -28,9 +28,9 @@ os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 import numpy as np  # noqa: E402
+from machine import describe as describe_machine  # noqa: E402  (bench/machine.py)
 
 from autograder.course_data import load_mnist, move_digits  # noqa: E402
-from machine import describe as describe_machine  # noqa: E402  (bench/machine.py)
 
 # Moved-digit strengths: (rotation in degrees, shift in pixels, zoom fraction).
 STRENGTHS = {"mild": (10.0, 2.0, 0.10), "course": (15.0, 3.0, 0.15), "strong": (20.0, 4.0, 0.20)}

@@ -30,8 +30,9 @@ from pathlib import Path
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-import course_config  # noqa: E402
 from machine import describe as describe_machine  # noqa: E402  (bench/machine.py)
+
+import course_config  # noqa: E402
 from autograder import sandbox, tasks  # noqa: E402
 from autograder.notebook import inject_parameters  # noqa: E402
 from autograder.submission import prepare_submission  # noqa: E402

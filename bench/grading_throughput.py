@@ -35,8 +35,9 @@ from pathlib import Path
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-import course_config  # noqa: E402
 from machine import describe as describe_machine  # noqa: E402  (bench/machine.py)
+
+import course_config  # noqa: E402
 
 ASSIGNMENT = course_config.MNIST_CNN
 DOCS = course_config.COURSE_DIR / "docs"

@@ -18,16 +18,16 @@ import argparse
 import sys
 from pathlib import Path
 
-
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 sys.path.insert(0, str(ROOT / "bench"))
 
-import course_config  # noqa: E402
-from autograder import sandbox, tasks  # noqa: E402
 from calibrate import DOCS, merge, run_once, summarize, write_report  # noqa: E402
 from machine import describe as describe_machine  # noqa: E402
 from susy_realism import load_real  # noqa: E402
+
+import course_config  # noqa: E402
+from autograder import sandbox, tasks  # noqa: E402
 
 PROFILE_LABEL = "full (real 10k CV)"
 

@@ -21,14 +21,13 @@ import sys
 import time
 from pathlib import Path
 
-import numpy as np
-
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 sys.path.insert(0, str(ROOT / "bench"))
 
-from autograder import susy_sim  # noqa: E402
 from susy_realism import REAL_SPLIT_SEED, load_real, split_real, two_sample_auc  # noqa: E402
+
+from autograder import susy_sim  # noqa: E402
 
 DOC = ROOT / "docs" / "susy_sim_tuning.md"
 KNOBS = ("ISR_SCALE", "ISR_POWER", "SOFT_RESOLUTION", "UNDERLYING_SUM_ET")

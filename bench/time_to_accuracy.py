@@ -30,9 +30,9 @@ import contextlib  # noqa: E402
 import io  # noqa: E402
 
 import numpy as np  # noqa: E402
+from machine import describe  # noqa: E402  (bench/ is this script's folder)
 
 import course_config  # noqa: E402
-from machine import describe  # noqa: E402  (bench/ is this script's folder)
 
 REFERENCE = "mnist_cnn"
 # Cells of the solution notebook that set up data, model and optimizer, in order.

@@ -17,7 +17,6 @@ from autograder.course_data import DataError, load_mnist  # noqa: E402
 from tests.helpers import cnn_variants, train_cnn, train_dense  # noqa: E402
 
 
-
 @pytest.fixture(scope="session")
 def mnist():
     """Real MNIST as ``(x_train, y_train), (x_test, y_test)``; the suite needs it (see README: data)."""

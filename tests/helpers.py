@@ -5,8 +5,8 @@ from __future__ import annotations
 import json
 import os
 import pickle
-import tempfile
 import shutil
+import tempfile
 import zipfile
 from pathlib import Path
 

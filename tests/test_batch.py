@@ -63,7 +63,7 @@ def records(out: Path) -> dict[str, dict]:
 
 
 def test_parallel_equals_serial_and_regrading_is_deterministic(klass, tmp_path):
-    serial = batch.grade(A.name, klass, tmp_path / "serial", profile_name="quick", workers=1)
+    batch.grade(A.name, klass, tmp_path / "serial", profile_name="quick", workers=1)
     parallel = batch.grade(A.name, klass, tmp_path / "parallel", profile_name="quick", workers=2)
     assert parallel.workers == 2 and len(parallel.graded) == 12
     assert records(tmp_path / "serial") == records(tmp_path / "parallel")

@@ -9,8 +9,8 @@ import sqlite3
 import subprocess
 import sys
 import warnings
-from unittest import mock
 from pathlib import Path
+from unittest import mock
 
 import nbformat
 import pytest

@@ -6,7 +6,6 @@ import json
 import os
 import socket
 import sys
-import tempfile
 import textwrap
 import threading
 from pathlib import Path

@@ -193,7 +193,7 @@ def test_header_with_wrong_columns_is_rejected(tmp_path):
 
 def test_numpy_fallback_without_pyarrow(events, tmp_path, monkeypatch):
     lines = ["SUSY," + ",".join(course_data.SUSY_FEATURES)]
-    lines += [",".join([str(int(l))] + [repr(float(v)) for v in row]) for row, l in zip(*events)][:300]
+    lines += [",".join([str(int(label))] + [repr(float(v)) for v in row]) for row, label in zip(*events)][:300]
     path = write_lines(tmp_path / "short.csv.gz", lines)
     with_pyarrow, _ = load_susy(path, cache=False)
     monkeypatch.setitem(sys.modules, "pyarrow", None)

@@ -85,7 +85,9 @@ def test_two_body_decay_conserves_four_momentum():
     parent = np.column_stack([np.full(1000, 300.0), rng.normal(0, 50, (1000, 3))])
     a, b = susy_sim._two_body(rng, parent, 80.4, 100.0)
     np.testing.assert_allclose(a + b, parent, atol=1e-9)
-    mass = lambda p: np.sqrt(p[:, 0] ** 2 - (p[:, 1:] ** 2).sum(axis=1))
+    def mass(p):
+        return np.sqrt(p[:, 0] ** 2 - (p[:, 1:] ** 2).sum(axis=1))
+
     np.testing.assert_allclose(mass(a), 80.4, rtol=1e-9)
     np.testing.assert_allclose(mass(b), 100.0, rtol=1e-9)
 
@@ -105,7 +107,9 @@ def test_ww_production_angle_follows_the_t_channel():
 
 def test_mt2_package_and_numpy_fallback_agree(raw):
     f = raw["ww"][:400]
-    px = lambda pt, phi: (pt * np.cos(phi), pt * np.sin(phi))
+    def px(pt, phi):
+        return pt * np.cos(phi), pt * np.sin(phi)
+
     l1, l2, met = px(f[:, 0], f[:, 2]), px(f[:, 3], f[:, 5]), px(f[:, 6], f[:, 7])
     pytest.importorskip("mt2")
     fallback = susy_sim._mt2_dual(*l1, *l2, *met)

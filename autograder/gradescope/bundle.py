@@ -112,7 +112,7 @@ def _mnist_file() -> Path:
 
 def _susy_file() -> Path:
     """The UCI SUSY file, for profiles that grade on its standard test split."""
-    from autograder.course_data import DataError, SUSY_URL, read_susy_file, susy_candidates
+    from autograder.course_data import SUSY_URL, DataError, read_susy_file, susy_candidates
 
     tried = []
     for where, path in susy_candidates():

@@ -50,8 +50,8 @@ import zipfile
 import h5py
 import numpy as np
 
-from .config import F32, MAX_CONFIG_BYTES, MAX_WEIGHTS_BYTES, Unsupported, _compat
 from .compat import canonical
+from .config import F32, MAX_CONFIG_BYTES, MAX_WEIGHTS_BYTES, Unsupported, _compat
 from .models import _MODEL_MODULES, _build_layer, _optimize, _parse_entry
 from .weights import _load_weights, load_legacy_weights
 

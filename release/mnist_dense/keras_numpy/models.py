@@ -10,7 +10,6 @@ from .layers.convolutional import _Conv2D
 from .layers.pooling import _MaxPooling2D
 from .layers.preprocessing import _Normalization
 
-
 _WRAPPER_KEYS = {"module", "class_name", "config", "registered_name", "build_config", "compile_config",
                  "name", "inbound_nodes", "shared_object_id"}
 

@@ -7,7 +7,6 @@ import re
 
 import numpy as np
 
-
 F32 = np.float32
 KERAS_EPSILON = 1e-7  # keras.config.epsilon() default, used by Normalization
 MAX_CONFIG_BYTES = 16 * 2**20

@@ -77,8 +77,8 @@ class _ZeroPadding2D(_Layer):
         if len(shape) != 3:
             raise Unsupported(f"{self.where}: expects 4-D input, got {(None, *shape)}")
         h, w, ch = shape
-        (t, b), (l, r) = self.pad
-        return (None if h is None else h + t + b, None if w is None else w + l + r, ch)
+        (top, bottom), (left, right) = self.pad
+        return (None if h is None else h + top + bottom, None if w is None else w + left + right, ch)
 
     def call(self, x):
         return np.pad(x, ((0, 0), self.pad[0], self.pad[1], (0, 0)))

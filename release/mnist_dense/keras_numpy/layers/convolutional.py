@@ -2,8 +2,8 @@
 
 from __future__ import annotations
 
-from numpy.lib.stride_tricks import sliding_window_view
 import numpy as np
+from numpy.lib.stride_tricks import sliding_window_view
 
 from ..activations import _apply_inplace
 from ..config import Unsupported, _int_tuple, _is_int

@@ -2,16 +2,31 @@
 
 from __future__ import annotations
 
-from .activations import _Activation, _ELU, _LeakyReLU, _PReLU, _ReLU, _Softmax
+from .activations import _ELU, _Activation, _LeakyReLU, _PReLU, _ReLU, _Softmax
 from .convolutional import _Conv2D
 from .core import _Dense
 from .merging import _Add, _Concatenate
 from .normalization import _BatchNormalization
 from .pooling import _AveragePooling2D, _GlobalAveragePooling2D, _GlobalMaxPooling2D, _MaxPooling2D
-from .preprocessing import _Normalization, _RandomBrightness, _RandomContrast, _RandomFlip, _RandomRotation, _RandomTranslation, _RandomZoom, _Rescaling
-from .regularization import _ActivityRegularization, _AlphaDropout, _Dropout, _GaussianDropout, _GaussianNoise, _SpatialDropout2D
+from .preprocessing import (
+    _Normalization,
+    _RandomBrightness,
+    _RandomContrast,
+    _RandomFlip,
+    _RandomRotation,
+    _RandomTranslation,
+    _RandomZoom,
+    _Rescaling,
+)
+from .regularization import (
+    _ActivityRegularization,
+    _AlphaDropout,
+    _Dropout,
+    _GaussianDropout,
+    _GaussianNoise,
+    _SpatialDropout2D,
+)
 from .reshaping import _Flatten, _Reshape, _ZeroPadding2D
-
 
 _LAYERS = {
     cls.class_name: cls
