@@ -55,9 +55,8 @@ def cmd_grade(args) -> int:
               seed=args.audit_seed, profile_name=args.audit_profile, backend=args.sandbox, workers=args.workers)
     print(table(report.results))
     if args.gradebook:
-        from autograder.exporters.gradebook import write_gradebook
-
-        counts = write_gradebook(report.results, args.gradebook)
+        counts = record_in_gradebook(report.results, args.gradebook, Path(args.submitted).resolve().parent,
+                                     Path(args.out))
         print(f"\ngradebook {args.gradebook}: {counts}")
     print(f"\nresults: {Path(args.out) / '<student>' / args.assignment / 'results.json'} and feedback.html, "
           f"{Path(args.out) / GRADES_FILE}, {Path(args.out) / 'summary.md'}")
@@ -68,15 +67,32 @@ def cmd_grade(args) -> int:
     return 0
 
 
-def cmd_gradebook(args) -> int:
+def record_in_gradebook(results, db, course: Path | None, graded: Path) -> dict:
+    """The results in nbgrader's gradebook and, where ``course`` is an nbgrader course folder (it holds
+    ``submitted/``), in its ``autograded/`` and ``feedback/`` (its nbgrader_config.py's course_id honoured)."""
     from autograder.exporters.gradebook import write_gradebook
+    from autograder.exporters.nbgrader_course import course_settings
+
+    nbgrader_course = course if course is not None and (course / "submitted").is_dir() else None
+    settings = course_settings(nbgrader_course) if nbgrader_course else {}
+    return write_gradebook(results, db or settings.get("db_url"), course_id=settings.get("course_id", ""),
+                           nbgrader_course=nbgrader_course, graded_dir=graded)
+
+
+def cmd_gradebook(args) -> int:
+    from autograder.exporters.nbgrader_course import course_settings
     from autograder.results import load_records
 
     results = load_records(Path(args.out), args.assignment)
     if not results:
         raise FileNotFoundError(f"no graded results of {args.assignment} under {args.out}; run `autograder grade` first")
-    counts = write_gradebook(results, args.db)
-    print(f"gradebook {args.db}: {counts}")
+    course = Path(args.course).resolve() if args.course else None
+    db = args.db or (course_settings(course).get("db_url") if course else None) or (
+        f"sqlite:///{course / 'gradebook.db'}" if course else None)
+    if not db:
+        raise ValueError("give --db (the course's gradebook) or --course (the nbgrader course folder)")
+    counts = record_in_gradebook(results, db, course, Path(args.out))
+    print(f"gradebook {db}: {counts}")
     return 0
 
 
@@ -210,7 +226,10 @@ def main(argv: list[str] | None = None) -> int:
     p = sub.add_parser("gradebook", help="record graded results in an nbgrader gradebook (gradebook.db)")
     p.add_argument("assignment", choices=sorted(course_config.ASSIGNMENTS))
     p.add_argument("--out", required=True, help="the folder `autograder grade --out` wrote")
-    p.add_argument("--db", required=True, help="the course's gradebook (path to gradebook.db or an sqlite URL)")
+    p.add_argument("--db", help="the course's gradebook (path to gradebook.db or an sqlite URL; default: the "
+                                "course's own, from its nbgrader_config.py or COURSE/gradebook.db)")
+    p.add_argument("--course", help="nbgrader's course folder (it holds submitted/): also write autograded/ and "
+                                    "feedback/ there, so formgrader and nbgrader release_feedback work on these grades")
     p.set_defaults(func=cmd_gradebook)
 
     p = sub.add_parser("demo", help="release, grade a sample class with --execute --profile quick, print the table")

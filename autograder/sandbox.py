@@ -831,17 +831,29 @@ def _job_predict(kind: str, model_path: str, inputs_path: str, out_path: str, sh
 
 
 def _unreadable(model_path: str, engine: str, exc: Exception, pinned: str) -> str:
-    """The student's message when neither the NumPy engine nor Keras can load a model file."""
+    """The student's message when neither the NumPy engine nor Keras can load a model file: what saved
+    it, the engine's reason, Keras' most specific words, and what to do."""
+    import re
+
     sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
     from _autograder_keras_numpy.architecture import saved_by
 
     name = os.path.basename(model_path)
+    producer = saved_by(model_path)
     reason = engine.split("(", 1)[-1].rstrip(")") if "(" in engine else engine
-    words = str(exc).strip().splitlines()[0][:160] if str(exc).strip() else ""
-    return (f"{name} was saved by {saved_by(model_path)}, which the grader cannot read: its engine says "
-            f"{reason[:300]}, and Keras {pinned} cannot load it either ({type(exc).__name__}: {words}). Save the "
-            f"model with Keras 3.0-{pinned} or tf.keras 2.12+ (model.save(\"{name}\")), or tell your instructor "
-            "which Keras you used")
+    lines = [ln.strip() for ln in str(exc).splitlines() if ln.strip()]
+    causes = [ln.split("Exception encountered:", 1)[1].strip() for ln in lines if "Exception encountered:" in ln]
+    words = (causes[-1] if causes else lines[-1] if lines else type(exc).__name__)[:240]
+    version = re.match(r"Keras (\d+)\.(\d+)", producer)
+    newer = version is not None and tuple(map(int, version.groups())) > tuple(map(int, pinned.split(".")[:2]))
+    if newer:
+        return (f"{name} was saved by {producer}, newer than the grader's Keras {pinned}, and uses something it "
+                f"does not know: its engine says {reason[:300]}, and Keras {pinned} says: {words}. Save the model with "
+                f"Keras 3.0-{pinned} or tf.keras 2.12+ (model.save(\"{name}\")), or tell your instructor which Keras "
+                "you used")
+    return (f"{name} (saved by {producer}) cannot be loaded: the grader's engine says {reason[:300]}, and Keras "
+            f"{pinned} says: {words}. Build the model from built-in Keras layers and save it with "
+            f"model.save(\"{name}\")")
 
 
 def _job_execute(notebook_path: str, executed_path: str, report_path: str) -> None:

@@ -97,17 +97,22 @@ def _validate(results) -> dict[str, course_config.Assignment]:
 
 
 def write_gradebook(results, db_url: str, *, course_dir: Path = course_config.COURSE_DIR,
-                    course_id: str = "") -> dict:
+                    course_id: str = "", nbgrader_course: Path | None = None, graded_dir: Path | None = None) -> dict:
     """Record ``results`` (StudentResult-like objects) in the nbgrader gradebook at ``db_url``.
 
     ``db_url`` is an SQLAlchemy URL or a path (``gradebook.db`` means ``sqlite:///<its absolute
     path>``). ``course_id`` is nbgrader's ``CourseDirectory.course_id`` (default: nbgrader's own, "").
+    With ``nbgrader_course`` (the folder that holds ``submitted/``) and ``graded_dir`` (where
+    ``autograder grade`` wrote the results), also write nbgrader's ``autograded/`` and ``feedback/``
+    there, with submission timestamps in the gradebook, so that formgrader lists every submission and
+    ``nbgrader release_feedback`` delivers our feedback pages (:mod:`.nbgrader_course`).
     Returns counts: ``students`` (in ``results``), ``new_students``, ``new_submissions`` and
-    ``grades`` (check grades written).
+    ``grades`` (check grades written), and with ``nbgrader_course`` ``autograded`` and ``feedback``.
     """
     from nbgrader.api import Gradebook, MissingEntry
     from sqlalchemy.exc import SAWarning
 
+    from autograder.exporters.nbgrader_course import sync_timestamps, write_course_folders
     from autograder.release import check_cell_id
 
     results = list(results)
@@ -141,5 +146,9 @@ def write_gradebook(results, db_url: str, *, course_dir: Path = course_config.CO
                 # A flagged check waits for a TA; once a TA has scored it, the flag is settled.
                 grade.needs_manual_grade = check.id in flagged and grade.manual_score is None
                 counts["grades"] += 1
+        if nbgrader_course is not None:
+            sync_timestamps(gb, results, nbgrader_course)
         gb.db.commit()
+    if nbgrader_course is not None:
+        counts.update(write_course_folders(results, nbgrader_course, graded_dir))
     return counts

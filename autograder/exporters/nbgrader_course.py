@@ -1,0 +1,127 @@
+"""nbgrader's course folders after grading: ``autograded/`` and ``feedback/`` beside ``submitted/``.
+
+``nbgrader autograde`` leaves ``autograded/<student>/<assignment>/`` (the submission's files, the
+notebook with its graded cells run, ``timestamp.txt``) and a gradebook submission with the same
+timestamp; formgrader lists a submission, and ``nbgrader generate_feedback`` / ``release_feedback``
+work on it, only then. :func:`write_course_folders` leaves the same for our results: the submitted
+notebook (the released one where none was handed in) whose ``check_<id>`` cells show our score and
+message, the submission's other files, and in ``feedback/<student>/<assignment>/<notebook>.html`` our
+feedback page, which ``nbgrader release_feedback`` delivers through the exchange as it is (a TA may run
+``nbgrader generate_feedback`` instead: it renders the autograded notebook, our messages included).
+The gradebook's submission timestamps are set to the submitted ones (:func:`sync_timestamps`).
+"""
+
+from __future__ import annotations
+
+import shutil
+from pathlib import Path
+
+import course_config
+from autograder.results import atomic_write
+
+# Files of a submission that nbgrader's exchange writes and reads back: kept as they are.
+EXCHANGE_FILES = ("timestamp.txt", "submission_secret.txt")
+
+
+def course_settings(course_dir: Path) -> dict:
+    """``db_url`` and ``course_id`` of an nbgrader course folder, from its ``nbgrader_config.py`` where set."""
+    path = Path(course_dir) / "nbgrader_config.py"
+    if not path.is_file():
+        return {}
+    from traitlets.config.loader import PyFileConfigLoader
+
+    config = PyFileConfigLoader(path.name, str(path.parent)).load_config()
+    course = config.get("CourseDirectory", {})
+    return {key: course[key] for key in ("db_url", "course_id") if key in course and course[key]}
+
+
+def submitted_timestamp(folder: Path):
+    """The submission's time as nbgrader reads it (``timestamp.txt``), or None."""
+    from nbgrader.utils import parse_utc
+
+    path = Path(folder) / "timestamp.txt"
+    return parse_utc(path.read_text().strip()) if path.is_file() else None
+
+
+def check_output(check) -> str:
+    """What a ``check_<id>`` cell shows in formgrader: the score and the grader's message."""
+    return f"{check.score:g} / {check.points:g} points: {check.output}\n"
+
+
+def autograded_notebook(result, assignment: course_config.Assignment, submitted: Path):
+    """The notebook formgrader shows: the student's (else the released one), graded cells with our outputs."""
+    import nbformat
+
+    from autograder.release import check_cell_id
+
+    nb = None
+    path = submitted / assignment.notebook
+    if path.is_file() and not path.is_symlink():
+        try:
+            nb = nbformat.read(path, as_version=4)
+        except Exception:  # not a notebook: formgrader shows the released one, with our outputs
+            nb = None
+    if nb is None:
+        nb = nbformat.read(course_config.COURSE_DIR / "release" / assignment.name / assignment.notebook, as_version=4)
+    by_cell = {check_cell_id(assignment.check(c.id)): c for c in result.checks}
+    present = set()
+    for cell in nb.cells:
+        grade_id = cell.get("metadata", {}).get("nbgrader", {}).get("grade_id")
+        if cell.cell_type == "code" and grade_id in by_cell:
+            cell.outputs = [nbformat.v4.new_output("stream", name="stdout", text=check_output(by_cell[grade_id]))]
+            present.add(grade_id)
+    missing = [cid for cid in by_cell if cid not in present]
+    if missing:  # the student deleted graded cells: put the released ones back, as nbgrader autograde does
+        release = nbformat.read(course_config.COURSE_DIR / "release" / assignment.name / assignment.notebook,
+                                as_version=4)
+        for cell in release.cells:
+            grade_id = cell.get("metadata", {}).get("nbgrader", {}).get("grade_id")
+            if grade_id in missing:
+                cell.outputs = [nbformat.v4.new_output("stream", name="stdout", text=check_output(by_cell[grade_id]))]
+                nb.cells.append(cell)
+    return nb
+
+
+def write_course_folders(results, course_dir: Path, graded_dir: Path) -> dict:
+    """Write ``autograded/`` and ``feedback/`` in nbgrader's course folder ``course_dir`` (the folder that
+    holds ``submitted/``) for ``results``, whose files ``autograder grade`` wrote under ``graded_dir``."""
+    import nbformat
+
+    course_dir, graded_dir = Path(course_dir), Path(graded_dir)
+    counts = {"autograded": 0, "feedback": 0}
+    for r in results:
+        a = course_config.assignment(r.assignment)
+        submitted = course_dir / "submitted" / r.student / a.name
+        if not submitted.is_dir():
+            continue
+        autograded = course_dir / "autograded" / r.student / a.name
+        feedback = course_dir / "feedback" / r.student / a.name
+        for folder in (autograded, feedback):
+            if folder.exists():
+                shutil.rmtree(folder)
+            folder.mkdir(parents=True)
+        for path in sorted(submitted.rglob("*")):  # the submission's other files, as nbgrader copies them
+            rel = path.relative_to(submitted)
+            if path.is_symlink() or not path.is_file() or path.suffix == ".ipynb" or \
+                    any(p.startswith(".") or p == "__pycache__" for p in rel.parts):
+                continue
+            (autograded / rel).parent.mkdir(parents=True, exist_ok=True)
+            shutil.copyfile(path, autograded / rel)
+        atomic_write(autograded / a.notebook, nbformat.writes(autograded_notebook(r, a, submitted)))
+        counts["autograded"] += 1
+        page = graded_dir / r.student / a.name / "feedback.html"
+        if page.is_file():
+            shutil.copyfile(page, feedback / f"{Path(a.notebook).stem}.html")
+            for name in EXCHANGE_FILES:
+                if (submitted / name).is_file():
+                    shutil.copyfile(submitted / name, feedback / name)
+            counts["feedback"] += 1
+    return counts
+
+
+def sync_timestamps(gb, results, course_dir: Path) -> None:
+    """Give each gradebook submission the time of its ``submitted/`` folder, as ``nbgrader autograde``
+    does: formgrader lists an autograded submission only when the two agree."""
+    for r in results:
+        submission = gb.find_submission(r.assignment, r.student)
+        submission.timestamp = submitted_timestamp(Path(course_dir) / "submitted" / r.student / r.assignment)
