@@ -116,3 +116,16 @@ def test_doctor_names_the_data_of_every_profile():
     for profile in course_config.PROFILES:
         assert f"test data, profile {profile}, mnist: ok, 10,000 test items" in proc.stdout
         assert f"test data, profile {profile}, susy:" in proc.stdout
+
+
+def test_a_susy_file_shorter_than_asked_says_so(tmp_path, monkeypatch):
+    """A notebook asking for N_TRAIN events from a smaller file is told how many it got."""
+    if not REAL_SUSY.exists():
+        pytest.skip("needs ../shared/data/susy_real_10k.csv.gz (COURSE_DATA_DIR)")
+    from autograder.course_data import load_susy
+
+    shutil.copyfile(REAL_SUSY, tmp_path / "SUSY.csv.gz")
+    monkeypatch.setenv("COURSE_DATA_DIR", str(tmp_path))
+    with pytest.warns(UserWarning, match="holds only 10,000 of the 20,000 events asked for"):
+        X, y = load_susy(stop=20_000, cache=False)
+    assert len(y) == 10_000

@@ -34,7 +34,10 @@ def score_metric(name: str, value: float, threshold, score) -> None:
     message = f"{name} {value:.4f} ({tiers})"
     score.set(fraction, message)
     # The tiers are in the recorded message already: the failure says only what fell short.
-    assert fraction == 1.0, f"{name} {value:.4f} is below {threshold.full_credit:.4f} needed for full credit"
+    assert fraction == 1.0, (
+        f"{name} {value:.4f} is below {threshold.full_credit:.4f} needed for full credit: train for the notebook's "
+        "full EPOCHS or improve the model (its check before handing in shows the validation figure)"
+    )
 
 
 # -- checks shared by every MNIST assignment (imported into the check modules) ------------------

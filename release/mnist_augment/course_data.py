@@ -289,6 +289,7 @@ def load_susy(path=None, *, start=0, stop=None, features="all", download=True, c
             continue
         try:
             X, y = read_susy_file(candidate, start=start, stop=stop, cache=cache)
+            _warn_if_short(candidate, start, stop, len(y))
             return _subset(X, features), y
         except DataError as exc:
             tried.append(f"  - {where}: {exc}")
@@ -312,10 +313,18 @@ def load_susy(path=None, *, start=0, stop=None, features="all", download=True, c
         tried.append(f"  - download from {SUSY_URL}: not tried (download=False)")
     raise DataError(
         "SUSY was not found. Looked in:\n" + "\n".join(tried) + "\n"
-        f"Fix: download {SUSY_URL} (about 880 MB) and put SUSY.csv.gz in a folder named by "
-        f"{DATA_DIR_ENV} or in {keras_cache_dir()}, or pass path=..., or call load_susy(download=True) "
-        "where the network is reachable."
+        f"Fix: download {SUSY_URL} (about 880 MB) and put SUSY.csv.gz in {keras_cache_dir()} or in a folder "
+        f"named by {DATA_DIR_ENV} (in a notebook, before this cell: import os; os.environ[\"{DATA_DIR_ENV}\"] = "
+        "\"/path/to/that/folder\"), or run where the network is reachable."
     )
+
+
+def _warn_if_short(path, start, stop, rows):
+    """Say so when the file ended before the rows asked for: a partial download, or a sample of SUSY."""
+    if stop is not None and rows < stop - start:
+        warnings.warn(f"{path} holds only {rows:,} of the {stop - start:,} events asked for (rows "
+                      f"{_rows_text(start, stop)}): a partial download or a smaller sample? Using the "
+                      f"{rows:,} it has.", stacklevel=3)
 
 
 def read_susy_file(path, *, start=0, stop=None, cache=True):
