@@ -840,7 +840,7 @@ def _unreadable(model_path: str, engine: str, exc: Exception, pinned: str) -> st
 
     name = os.path.basename(model_path)
     producer = saved_by(model_path)
-    reason = engine.split("(", 1)[-1].rstrip(")") if "(" in engine else engine
+    reason = engine.split("(", 1)[-1][:-1] if engine.endswith(")") else engine  # "keras (<the engine's reason>)"
     lines = [ln.strip() for ln in str(exc).splitlines() if ln.strip()]
     causes = [ln.split("Exception encountered:", 1)[1].strip() for ln in lines if "Exception encountered:" in ln]
     words = (causes[-1] if causes else lines[-1] if lines else type(exc).__name__)[:240]
