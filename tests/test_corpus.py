@@ -27,7 +27,7 @@ import course_config
 from autograder import batch, notebook
 from autograder.results import RECORD_FILE
 from tests import corpus
-from tests.helpers import assert_recovered, machine_free, make_submission, susy_model_files
+from tests.helpers import assert_given_back, grader_footprint, make_submission, susy_model_files
 
 pytestmark = pytest.mark.slow
 SERVER = socket.socket()
@@ -75,7 +75,7 @@ def graded(tmp_path_factory, mnist, models_dir):
                                                                         memory_limit_mb=2048))
     patch.setattr(course_config, "LIMITS", dataclasses.replace(course_config.LIMITS, disk_limit_mb=300,
                                                                tmp_limit_mb=200, max_processes=256))
-    before = course_state(), machine_free()
+    before = course_state(), grader_footprint()
     start = time.monotonic()
     try:
         reports = {}
@@ -86,7 +86,7 @@ def graded(tmp_path_factory, mnist, models_dir):
     finally:
         patch.undo()
     time.sleep(4)  # the leftover-processes case's late writer would have written by now
-    after = course_state(), machine_free()
+    after = course_state(), grader_footprint()
     print(f"corpus: {len(CASES)} cases graded in {time.monotonic() - start:.0f} s")
     return {"root": root, "results": reports, "alone": alone, "before": before, "after": after}
 
@@ -122,7 +122,7 @@ def test_no_other_students_result_changes(graded):
 def test_course_folder_unchanged_and_machine_recovered(graded):
     (state_before, free_before), (state_after, free_after) = graded["before"], graded["after"]
     assert state_after == state_before
-    assert_recovered(free_before, free_after)
+    assert_given_back(free_before, free_after)
     assert leftover_processes() == []
     assert not corpus.PICKLE_MARKER.exists()  # the pickle that runs code when loaded was never loaded
     late = graded["root"] / "execute" / "leftover-processes" / "mnist_dense" / "late.txt"
