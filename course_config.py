@@ -100,7 +100,7 @@ class Assignment:
     title: str
     notebook: str
     models: tuple[ModelSpec, ...]
-    dataset: str  # what the grader feeds the model and checks against (see autograder.grading.TASKS)
+    dataset: str  # what the grader feeds the model and checks against (see autograder.tasks.TASKS)
     checks: tuple[Check, ...]
     # Values injected after the notebook's "parameters" cell when the grader re-executes it.
     parameters: dict[str, dict[str, object]]
@@ -182,6 +182,11 @@ class Limits:
     # Strict mode: refuse to grade unless the kernel enforces the memory, /tmp, disk and process
     # limits (`autograder doctor` lists them). `autograder grade --strict` turns it on for one run.
     require_kernel_limits: bool = False
+
+    def job_args(self) -> dict:
+        """The limits every sandboxed job gets, as ``autograder.sandbox.run_job`` arguments."""
+        return {"max_file_mb": self.max_file_write_mb, "disk_limit_mb": self.disk_limit_mb,
+                "tmp_limit_mb": self.tmp_limit_mb, "max_processes": self.max_processes}
 
 
 # --------------------------------------------------------------------------------------------

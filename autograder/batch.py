@@ -99,7 +99,7 @@ _WORKER: dict = {}
 
 def _start_worker(job: Job) -> None:
     """Per worker process: die with the grader; test data is loaded once per dataset, on first use."""
-    sandbox._die_with_parent()
+    sandbox.die_with_parent()
     os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
     _WORKER.clear()
     _WORKER.update(job=job, tasks={})

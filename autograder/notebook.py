@@ -109,7 +109,6 @@ def execute_notebook(submission, workdir: Path, task, *, profile: course_config.
     """Run the student's notebook in the sandbox; on failure, say why in ``submission.notes``."""
     import nbformat
 
-    from autograder.submission import job_limits
 
     a = submission.assignment
     nb_path = workdir / a.notebook
@@ -159,7 +158,7 @@ def execute_notebook(submission, workdir: Path, task, *, profile: course_config.
         data_dir=task.sandbox_data_dir(),
         backend=backend,
         threads=threads,
-        **job_limits(),
+        **course_config.LIMITS.job_args(),
     )
     report = read_json(workdir / ".execution.json")
     submission.execution = {"status": "ok" if result.ok and report.get("status") == "ok" else "failed",

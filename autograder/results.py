@@ -94,6 +94,10 @@ class StudentResult:
         )
 
 
+# How many of a model's most confident mistakes a result records (and its feedback page shows).
+MAX_MISCLASSIFIED = 12
+
+
 def failed_result(student: str, assignment, message: str, seconds: float = 0.0, *, internal: bool = False) -> StudentResult:
     """Zero on every check of ``assignment`` (a course_config.Assignment), each saying ``message``;
     ``internal``: the grader failed, not the submission (graded again on the next run)."""

@@ -344,7 +344,7 @@ def _set_rlimits(max_file_mb: int, cpu_seconds: int, max_processes: int = 0) -> 
         cap(resource.RLIMIT_NPROC, max_processes)
 
 
-def _die_with_parent() -> None:
+def die_with_parent() -> None:
     """Ask the kernel to kill this process when its parent dies (a grader killed with -9 leaves nothing)."""
     try:
         import ctypes
@@ -357,7 +357,7 @@ def _die_with_parent() -> None:
 
 def _child_setup(max_file_mb: int, cpu_seconds: int, drop_to_nobody: bool, cgroup_procs: list[str],
                  nproc: int) -> None:  # in the child, between fork and exec
-    _die_with_parent()
+    die_with_parent()
     for path in cgroup_procs:  # join the job's control groups before anything else runs; fail closed
         try:
             fd = os.open(path, os.O_WRONLY)

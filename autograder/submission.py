@@ -76,13 +76,6 @@ class Submission:
         return {name: by_model[model] for name, by_model in sets.items() if model in by_model}
 
 
-def job_limits() -> dict:
-    """The limits every sandboxed job gets from course_config, as :func:`sandbox.run_job` arguments."""
-    limits = course_config.LIMITS
-    return {"max_file_mb": limits.max_file_write_mb, "disk_limit_mb": limits.disk_limit_mb,
-            "tmp_limit_mb": limits.tmp_limit_mb, "max_processes": limits.max_processes}
-
-
 def copy_submission(src: Path, dst: Path, notes: list[str]) -> None:
     """Copy the regular files of ``src`` into ``dst``; links and oversized content are left out."""
     total = 0
@@ -145,7 +138,7 @@ def predict(submission: Submission, spec: course_config.ModelSpec, model_path: P
             data_dir=task.predict_data_dir(),
             backend=backend,
             threads=threads,
-            **job_limits(),
+            **limits.job_args(),
         )
         submission.record_limits(result, f"predicting with {spec.file}")
         submission.prediction_usage[spec.name] = result.usage()

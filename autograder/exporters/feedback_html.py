@@ -35,14 +35,13 @@ import numpy as np
 from matplotlib.backends.backend_agg import FigureCanvasAgg
 from matplotlib.figure import Figure
 
-from autograder.results import atomic_write
+from autograder.results import MAX_MISCLASSIFIED, atomic_write
 
 FEEDBACK_FILE = "feedback.html"
 DPI = 80
 MAX_NOTES_CHARS = 20_000  # the notes block; longer output is cut (the full text is in grading.json)
 MAX_MESSAGE_CHARS = 4_000  # one check's message
 MAX_NAME_CHARS = 300  # a title, a student's name, a file name
-MAX_MISCLASSIFIED = 12
 MAX_ROC_POINTS = 1_000
 MAX_CLASSES = 20
 

@@ -36,7 +36,6 @@ from pathlib import Path
 RESULTS_FILE = "results.json"
 BUNDLE_FILE = "bundle.json"
 METADATA_FILE = "submission_metadata.json"
-NOBODY = 65534
 _IGNORED_ENTRIES = ("__MACOSX", ".DS_Store", "Thumbs.db")
 _MAX_NESTING = 3
 _VERIFY_SHA256_BELOW = 256 * 2**20  # bytes: larger data files are checked by size only
@@ -179,7 +178,7 @@ def choose_backend(source: Path) -> str:
     blocked = sandbox.unreachable_for_nobody(sys.executable)
     if blocked:
         raise Refused(
-            f"no isolating sandbox works here and the unprivileged user (uid {NOBODY}) that would run the "
+            f"no isolating sandbox works here and the unprivileged user (uid {sandbox.NOBODY}) that would run the "
             f"submission cannot reach the grader's Python ({sys.executable}: {blocked}); the image was not set "
             "up by setup.sh (it installs the venv world-readable under /opt)"
         )

@@ -49,7 +49,11 @@ class Layer:
         name = activation_name(self.config.get("activation"))
         if name is None or isinstance(name, str) and name.isidentifier():
             return name
-        return f"unrecognised activation {json.dumps(name)[:80]} in layer {self.name!r}"
+        if isinstance(name, dict) and name.get("class_name") == "function" and isinstance(name.get("config"), str):
+            what = f"function {name['config'][:60]!r}"  # a Python function saved by reference
+        else:
+            what = json.dumps(name)[:80]
+        return f"unrecognised activation {what} in layer {self.name!r}"
 
     @property
     def is_activation(self) -> bool:
