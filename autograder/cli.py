@@ -97,7 +97,7 @@ def cmd_gradebook(args) -> int:
 
 
 def cmd_check(args) -> int:
-    from autograder.course_check import check_saved_models, facts_of
+    from autograder.course_check import check_saved_models, facts_of, has_problem
 
     assignment = course_config.assignment(args.assignment)
     folder = Path(args.folder)
@@ -117,7 +117,7 @@ def cmd_check(args) -> int:
                           "predictions are not compared")
     reports = check_saved_models(facts_of(assignment, args.profile), models=models, x_val=x_val, y_val=y_val,
                                  folder=folder)
-    return 1 if any(r.get("problem") or any(r["checks"].values()) for r in reports.values()) else 0
+    return 1 if any(has_problem(r) for r in reports.values()) else 0
 
 
 def validation_data(assignment: course_config.Assignment):
@@ -169,14 +169,13 @@ def cmd_doctor(args) -> int:
     return 0
 
 
-def data_report() -> bool:
+def data_report() -> None:
     """Print, for every profile, whether the hidden test data each dataset needs is there and right."""
     from autograder.course_data import DataError, susy_candidates
     from autograder.tasks import TASKS
 
     for where, path in susy_candidates():
         print(f"SUSY candidate {where}: {path} ({'present' if path.exists() else 'absent'})")
-    ok = True
     for name in sorted(course_config.PROFILES):
         profile = course_config.profile(name)
         for dataset in sorted({a.dataset for a in course_config.ASSIGNMENTS.values()}):
@@ -187,9 +186,7 @@ def data_report() -> bool:
                 source = course_config.SUSY_DATA[name].source if dataset == "susy" else "mnist.npz"
                 print(f"test data, profile {name}, {dataset}: ok, {n:,} test items ({source}; fingerprint {fp})")
             except (DataError, OSError, ValueError) as exc:
-                ok = False
                 print(f"test data, profile {name}, {dataset}: NOT USABLE: {str(exc).splitlines()[0]}")
-    return ok
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -276,6 +276,11 @@ def check_model(facts, spec, folder=".", model=None, x_val=None, y_val=None, out
     return report
 
 
+def has_problem(report: dict) -> bool:
+    """A model file the grader cannot read, or an architecture check it fails."""
+    return bool(report.get("problem")) or any(report["checks"].values())
+
+
 def check_saved_models(facts, models=None, x_val=None, y_val=None, folder=".", out=print) -> dict:
     """Check every model file of the assignment (see :func:`check_model`); ``models`` maps the model's
     name (e.g. "model", "dnn") to the model in memory."""
@@ -285,7 +290,7 @@ def check_saved_models(facts, models=None, x_val=None, y_val=None, folder=".", o
     reports = {}
     for spec in facts["models"]:
         reports[spec["name"]] = check_model(facts, spec, folder, models.get(spec["name"]), x_val, y_val, out=out)
-    problems = sum(1 for r in reports.values() if r.get("problem") or any(r["checks"].values()))
+    problems = sum(1 for r in reports.values() if has_problem(r))
     short = sum(1 for r in reports.values() if r.get("fraction", 1) < 1)
     if problems:
         out(f"{problems} model file(s) with a problem: fix them, train again and re-run the save cell before you hand in.")
@@ -331,7 +336,7 @@ def main(argv=None) -> int:
         return 2
     facts = json.loads(Path(args[0]).read_text())
     reports = check_saved_models(facts, folder=args[1] if len(args) > 1 else ".")
-    return 1 if any(r.get("problem") or any(r["checks"].values()) for r in reports.values()) else 0
+    return 1 if any(has_problem(r) for r in reports.values()) else 0
 
 
 if __name__ == "__main__":

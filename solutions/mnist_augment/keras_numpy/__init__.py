@@ -51,7 +51,7 @@ import h5py
 import numpy as np
 
 from .compat import canonical
-from .config import F32, MAX_CONFIG_BYTES, MAX_WEIGHTS_BYTES, Unsupported, _compat
+from .config import F32, HDF5_MAGIC, MAX_CONFIG_BYTES, MAX_WEIGHTS_BYTES, Unsupported, _compat
 from .models import _MODEL_MODULES, _build_layer, _optimize, _parse_entry
 from .weights import _load_weights, load_legacy_weights
 
@@ -104,9 +104,6 @@ def _read_member(zf, name, limit):
 
 
 _ZIP_MEMBERS = {"config.json", "metadata.json", "model.weights.h5"}
-
-
-HDF5_MAGIC = b"\x89HDF\r\n\x1a\n"
 
 
 def load(path) -> NumpyModel:

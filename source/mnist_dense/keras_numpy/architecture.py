@@ -17,10 +17,10 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from .compat import activation_name, canonical
+from .config import HDF5_MAGIC
 from .layers import _REFUSED
 
 MODEL_CLASSES = {"Sequential", "Functional", "Model"}
-HDF5_MAGIC = b"\x89HDF\r\n\x1a\n"
 # Layers that only apply a function to each value: a network spelled Dense(256) + Activation("relu")
 # is the network Dense(256, relu).
 ACTIVATION_LAYERS = {"Activation": None, "ReLU": "relu", "LeakyReLU": "leaky_relu", "ELU": "elu", "PReLU": "prelu",

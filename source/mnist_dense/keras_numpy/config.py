@@ -10,6 +10,7 @@ import numpy as np
 F32 = np.float32
 KERAS_EPSILON = 1e-7  # keras.config.epsilon() default, used by Normalization
 MAX_CONFIG_BYTES = 16 * 2**20
+HDF5_MAGIC = b"\x89HDF\r\n\x1a\n"  # the first bytes of an HDF5 (.h5) file
 MAX_WEIGHTS_BYTES = 1 * 2**30
 
 
