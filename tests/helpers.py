@@ -123,7 +123,8 @@ def grader_footprint() -> dict[str, list[str]]:
     autograder.cgroups), so :func:`assert_given_back` judges only this test's grader, whatever else the
     machine runs (another grader, a process writing and deleting files).
     """
-    from autograder import cgroups, sandbox
+    from autograder import sandbox
+    from autograder.sandbox import cgroups
 
     tmp = Path(tempfile.gettempdir())
     footprint = {
@@ -143,7 +144,8 @@ def grader_footprint() -> dict[str, list[str]]:
 
 
 def _owner(name: str) -> int | None:
-    from autograder import cgroups, sandbox
+    from autograder import sandbox
+    from autograder.sandbox import cgroups
 
     base = Path(name).name
     for prefix in (sandbox.SCRATCH_PREFIX, cgroups.PREFIX):

@@ -183,7 +183,7 @@ def test_kill_9_mid_batch_then_resume_equals_an_uninterrupted_run(klass, tmp_pat
 
 def without_cgroups(monkeypatch):
     """Make this machine look like one without usable cgroups (the memory limit is then only polled)."""
-    from autograder import cgroups
+    from autograder.sandbox import cgroups
 
     monkeypatch.setattr(cgroups, "support", lambda: cgroups.Support(0, None, None, "no cgroup file system"))
 

@@ -14,8 +14,9 @@ import numpy as np
 import pytest
 
 import course_config
-from autograder import cgroups, sandbox, tasks
+from autograder import sandbox, tasks
 from autograder.course_data import mnist_candidates
+from autograder.sandbox import cgroups
 from tests.helpers import assert_given_back, grader_footprint
 
 ISOLATING = [b for b in ("bwrap", "unshare") if b in sandbox.available_backends()]
@@ -84,7 +85,7 @@ def test_child_cannot_read_labels_or_other_files(tmp_path, backend, grader_paths
     seen = json.loads(result.stdout.strip().splitlines()[-1])
     # A folder on the way to the Python installation exists as a bare mount point: it may list the
     # next path component and nothing else.
-    on_python_path = {part for root in sandbox._readonly_roots() for part in Path(root).parts}
+    on_python_path = {part for root in sandbox.backends.readonly_roots() for part in Path(root).parts}
     leaks = {p: v for p, v in seen["readable"].items() if v == "file" or set(v) - on_python_path}
     assert leaks == {}, f"the sandboxed child could read {leaks}"
     assert seen["data_keys"] == ["x_test", "x_train", "y_train"]

@@ -14,7 +14,7 @@ grader's own group must delegate ``memory`` and ``pids``) or v1 (one hierarchy p
 machines that mount ``/sys/fs/cgroup/memory`` and ``/sys/fs/cgroup/pids``). Job groups are created
 below the grader's own groups, so a limit set on the grader (a container's) still holds around them.
 Where neither works (no cgroup file system, no write permission), :func:`support` says why and the
-sandbox falls back to polling (see :mod:`autograder.sandbox`).
+sandbox falls back to polling (see :mod:`autograder.sandbox.run`).
 """
 
 from __future__ import annotations
