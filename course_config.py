@@ -100,7 +100,7 @@ class Assignment:
     title: str
     notebook: str
     models: tuple[ModelSpec, ...]
-    dataset: str  # what the grader feeds the model and checks against (see autograder.tasks.TASKS)
+    dataset: str  # what the grader feeds the model and checks against (see autograder.datasets.tasks.TASKS)
     checks: tuple[Check, ...]
     # Values injected after the notebook's "parameters" cell when the grader re-executes it.
     parameters: dict[str, dict[str, object]]
@@ -438,7 +438,7 @@ QUICK_SUSY_DNN = 0.807
 class SusyData:
     """The events of one profile. ``source`` "uci": the UCI file, standard split (the first
     4,500,000 rows train, the last 500,000 test). ``source`` "simulated": the offline simulator
-    (autograder.susy_sim), training and test events drawn with different seeds."""
+    (autograder.datasets.susy_sim), training and test events drawn with different seeds."""
 
     source: str
     train_rows: int  # rows [0, train_rows) are what a re-executed notebook can read

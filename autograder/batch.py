@@ -1,6 +1,6 @@
 """Grade a class: find the submissions, skip what is already graded, grade the rest in worker processes.
 
-Each submission is graded by :func:`autograder.submission.grade_submission` in a worker process
+Each submission is graded by :func:`autograder.grading.submission.grade_submission` in a worker process
 (``pytest.main`` and stdout redirection are process-wide, so workers are processes, not threads),
 every model in a sandbox of its own. A result is committed as soon as it is done: its files in
 ``OUT/<student>/<assignment>/`` and last ``grading.json``, atomically, with a fingerprint of what was
@@ -27,6 +27,7 @@ import course_config
 from autograder import sandbox
 from autograder.exporters import feedback_html, feedback_md, grades_csv, summary
 from autograder.exporters import gradescope as gradescope_export
+from autograder.grading import files
 from autograder.results import StudentResult, failed_result, load_records, save_record
 
 KIT_DIR = Path(__file__).resolve().parent
@@ -54,29 +55,9 @@ def config_digest(assignment: course_config.Assignment, profile: course_config.P
     return hashlib.sha256("\n".join(facts).encode()).hexdigest()[:16]
 
 
-def submission_digest(src: Path) -> str:
-    """A digest of a submission folder's content (the files the grader would copy, and its links)."""
-    h = hashlib.sha256()
-    if not src.is_dir():
-        return "missing"
-    for path in sorted(src.rglob("*")):
-        rel = path.relative_to(src)
-        if any(part.startswith(".ipynb_checkpoints") or part == "__pycache__" for part in rel.parts):
-            continue
-        if path.is_symlink():
-            h.update(b"L" + str(rel).encode() + b"\0" + os.readlink(path).encode(errors="replace") + b"\0")
-        elif path.is_file():
-            h.update(b"F" + str(rel).encode() + b"\0")
-            with open(path, "rb") as f:
-                for block in iter(lambda: f.read(1 << 20), b""):
-                    h.update(block)
-            h.update(b"\0")
-    return h.hexdigest()[:16]
-
-
 def fingerprint(src: Path, config: str, data: str) -> str:
     """What a result was graded from; equal fingerprints mean the result can be reused."""
-    return f"kit {kit_version()}; config {config}; data {data}; submission {submission_digest(src)}"
+    return f"kit {kit_version()}; config {config}; data {data}; submission {files.digest(src, course_config.LIMITS.max_submission_mb)}"
 
 
 # ------------------------------------------------------------------------------------------------
@@ -108,7 +89,7 @@ def _start_worker(job: Job) -> None:
 def _task_for(assignment: course_config.Assignment, profile: course_config.Profile, tasks: dict):
     key = (assignment.dataset, assignment.test_sets, profile.name)
     if key not in tasks:
-        from autograder.tasks import load_task
+        from autograder.datasets.tasks import load_task
 
         tasks[key] = load_task(assignment, profile)
     return tasks[key]
@@ -136,7 +117,7 @@ def grade_one(assignment_name: str, student: str, fp: str, job: Job | None = Non
     if not src.is_dir():
         result = failed_result(student, assignment, f"no submission found at {student}/{assignment.name}/")
     else:
-        from autograder.submission import grade_submission
+        from autograder.grading.submission import grade_submission
 
         try:
             task = _task_for(assignment, profile, tasks)

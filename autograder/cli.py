@@ -172,7 +172,7 @@ def cmd_doctor(args) -> int:
 def data_report() -> None:
     """Print, for every profile, whether the hidden test data each dataset needs is there and right."""
     from autograder.course_data import DataError, susy_candidates
-    from autograder.tasks import TASKS
+    from autograder.datasets.tasks import TASKS
 
     for where, path in susy_candidates():
         print(f"SUSY candidate {where}: {path} ({'present' if path.exists() else 'absent'})")

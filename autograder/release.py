@@ -20,7 +20,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 import course_config
-from autograder.notebook import grade_id
+from autograder.grading.execute import grade_id
 
 if TYPE_CHECKING:
     from nbformat import NotebookNode

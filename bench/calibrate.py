@@ -33,9 +33,10 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 from machine import describe as describe_machine  # noqa: E402  (bench/machine.py)
 
 import course_config  # noqa: E402
-from autograder import sandbox, tasks  # noqa: E402
-from autograder.notebook import inject_parameters  # noqa: E402
-from autograder.submission import prepare_submission  # noqa: E402
+from autograder import sandbox  # noqa: E402
+from autograder.datasets import tasks  # noqa: E402
+from autograder.grading.execute import inject_parameters  # noqa: E402
+from autograder.grading.submission import prepare_submission  # noqa: E402
 
 DOCS = course_config.COURSE_DIR / "docs"
 # Test sets every reference is scored on, graded or not (per dataset).
@@ -73,7 +74,9 @@ def run_once(assignment, profile, seed: int, task, backend: str) -> dict:
                 t0 = dt.datetime.fromisoformat(timing["iopub.execute_input"].replace("Z", "+00:00"))
                 t1 = dt.datetime.fromisoformat(timing["shell.execute_reply"].replace("Z", "+00:00"))
                 train_s += (t1 - t0).total_seconds()
-        sub = prepare_submission("reference", work, assignment, task, profile=profile, execute=False, backend=backend)
+        sub = prepare_submission("reference", work, assignment, task, profile=profile, limits=course_config.LIMITS,
+                                 release_dir=course_config.COURSE_DIR / "release" / assignment.name, execute=False,
+                                 backend=backend)
         if sub.model_problems or sub.prediction_problems:
             raise RuntimeError(f"reference solution could not be scored: {sub.model_problems or sub.prediction_problems}")
         metrics = {

@@ -11,7 +11,7 @@ reused) this bench:
    Functional, nested, Activation layers, tf.nn activations, CNNs, augmentation, Normalization, mixed
    precision), trained briefly, saved as ``.keras`` (some also ``.h5``), with the model's own outputs
    on the test inputs;
-3. grades every file in the kit venv with ``autograder.submission.grade_submission`` (saved-model
+3. grades every file in the kit venv with ``autograder.grading.submission.grade_submission`` (saved-model
    mode; MNIST on the ``full`` profile, SUSY on ``quick``) and compares the grader's figure with the
    producer's own figure on the same labels (accuracy on the MNIST test images, ROC AUC on the SUSY
    quick test events).
@@ -157,7 +157,7 @@ class Truth:
 
 def prepare_data(folder: Path) -> Truth:
     """Write the producers' inputs to ``folder``; return the test labels."""
-    from autograder.tasks import SusyTask
+    from autograder.datasets.tasks import SusyTask
 
     folder.mkdir(parents=True, exist_ok=True)
     data_dir = Path(os.environ.get("COURSE_DATA_DIR", "/work/shared/data"))
@@ -213,7 +213,7 @@ _TASKS: dict = {}
 def _task(assignment, profile):
     key = (assignment.name, profile.name)
     if key not in _TASKS:
-        from autograder.tasks import load_task
+        from autograder.datasets.tasks import load_task
 
         _TASKS[key] = load_task(assignment, profile)
     return _TASKS[key]
@@ -228,7 +228,7 @@ def metric_check(assignment, spec_name: str, profile: str) -> str | None:
 
 def grade_file(path: str, assignment_name: str, model_name: str) -> dict:
     """Grade one model file as a submission of its own; the figure, engine, timing and failed checks."""
-    from autograder.submission import grade_submission
+    from autograder.grading.submission import grade_submission
 
     assignment = course_config.assignment(assignment_name)
     profile = course_config.profile("quick" if assignment.dataset == "susy" else "full")
@@ -268,7 +268,7 @@ def grade_file(path: str, assignment_name: str, model_name: str) -> dict:
 
 
 def own_figure(rec: dict, out: Path, truth: Truth) -> float:
-    from autograder.checks.common import accuracy, roc_auc
+    from autograder.grading.metrics import accuracy, roc_auc
 
     outputs = np.load(out / rec["outputs"])
     if rec["assignment"] == "susy":

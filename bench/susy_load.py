@@ -1,6 +1,6 @@
 """Benchmark the SUSY loader against pandas on a UCI-format file of simulated events.
 
-Writes ``--rows`` events from ``autograder.susy_sim`` in the UCI format (label then 18 features,
+Writes ``--rows`` events from ``autograder.datasets.susy_sim`` in the UCI format (label then 18 features,
 %.18e, no header) into a temporary folder, as ``SUSY.csv`` and (unless ``--plain-only``)
 ``SUSY.csv.gz``, then times, each in a fresh subprocess:
 
@@ -83,7 +83,7 @@ def main(argv=None):
     parser.add_argument("--keep", action="store_true", help="keep the temporary folder")
     args = parser.parse_args(argv)
 
-    from autograder import susy_sim
+    from autograder.datasets import susy_sim
 
     tmp = Path(tempfile.mkdtemp(prefix="susy_bench_"))
     try:

@@ -27,7 +27,8 @@ from machine import describe as describe_machine  # noqa: E402
 from susy_realism import load_real  # noqa: E402
 
 import course_config  # noqa: E402
-from autograder import sandbox, tasks  # noqa: E402
+from autograder import sandbox  # noqa: E402
+from autograder.datasets import tasks  # noqa: E402
 
 PROFILE_LABEL = "full (real 10k CV)"
 

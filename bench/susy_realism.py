@@ -30,7 +30,8 @@ import numpy as np
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
-from autograder import course_data, susy_sim  # noqa: E402
+from autograder import course_data  # noqa: E402
+from autograder.datasets import susy_sim  # noqa: E402
 
 DOC = ROOT / "docs" / "susy_sim_realism.md"
 TWO_SAMPLE_GOAL = 0.70

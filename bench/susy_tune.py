@@ -27,7 +27,7 @@ sys.path.insert(0, str(ROOT / "bench"))
 
 from susy_realism import REAL_SPLIT_SEED, load_real, split_real, two_sample_auc  # noqa: E402
 
-from autograder import susy_sim  # noqa: E402
+from autograder.datasets import susy_sim  # noqa: E402
 
 DOC = ROOT / "docs" / "susy_sim_tuning.md"
 KNOBS = ("ISR_SCALE", "ISR_POWER", "SOFT_RESOLUTION", "UNDERLYING_SUM_ET")
@@ -92,7 +92,7 @@ def main(argv=None) -> int:
         f"Best grid point: {', '.join(f'`{k}` = {best[0][k]:g}' for k in KNOBS)}: score {best[3]:.4f}.",
         "",
         ("Verdict: the best point beats the current knobs by more than twice the seed noise; "
-         "set it in `autograder/susy_sim.py`." if better else
+         "set it in `autograder/datasets/susy_sim.py`." if better else
          f"Verdict: no grid point beats the current knobs by more than twice the seed noise "
          f"({2 * noise:.4f}); they stay as they are."),
         "",

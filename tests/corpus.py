@@ -16,7 +16,7 @@ from pathlib import Path
 from typing import Callable
 
 import course_config
-from autograder.notebook import grade_id
+from autograder.grading.execute import grade_id
 
 COURSE = course_config.COURSE_DIR
 

@@ -86,7 +86,7 @@ def susy_model_files(d: Path) -> Path:
     from sklearn.pipeline import make_pipeline
     from sklearn.preprocessing import StandardScaler
 
-    from autograder.susy_sim import simulate
+    from autograder.datasets.susy_sim import simulate
 
     X, y = simulate(5000, seed=11)
     logreg = make_pipeline(StandardScaler(), LogisticRegression(max_iter=500)).fit(X, y)

@@ -64,7 +64,7 @@ def test_unknown_names_are_reported():
 @pytest.mark.parametrize("name", NAMES)
 def test_test_sets_and_audit_gaps_name_metric_checks(name):
     """A check scored on another test set than "test" is a metric check the task can load; audits name metric checks."""
-    from autograder.tasks import MnistTask
+    from autograder.datasets.tasks import MnistTask
 
     a = course_config.assignment(name)
     for c in a.checks:

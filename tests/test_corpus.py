@@ -24,7 +24,8 @@ from pathlib import Path
 import pytest
 
 import course_config
-from autograder import batch, notebook
+from autograder import batch
+from autograder.grading import execute
 from autograder.results import RECORD_FILE
 from tests import corpus
 from tests.helpers import assert_given_back, grader_footprint, make_submission, susy_model_files
@@ -133,7 +134,7 @@ def executed_text(graded, student: str, assignment: str) -> str:
     """Everything the student's cells printed when the grader re-executed the notebook (not their source)."""
     import nbformat
 
-    path = graded["root"] / "out-execute" / student / assignment / notebook.EXECUTED_NOTEBOOK
+    path = graded["root"] / "out-execute" / student / assignment / execute.EXECUTED_NOTEBOOK
     nb = nbformat.read(path, as_version=4)
     return "\n".join(str(o.get("text", "")) + str(o.get("evalue", "")) for c in nb.cells for o in c.get("outputs", []))
 

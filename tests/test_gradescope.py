@@ -173,7 +173,7 @@ def test_bundle_layout(bundles, tmp_path):
     for script in ("setup.sh", "run_autograder"):
         assert mode_of(infos[script]) == 0o755, script
     assert mode_of(infos["data/"]) == 0o700 and mode_of(infos["data/mnist.npz"]) == 0o600
-    for name in ("kit/pyproject.toml", "kit/README.md", "kit/course_config.py", "kit/autograder/submission.py",
+    for name in ("kit/pyproject.toml", "kit/README.md", "kit/course_config.py", "kit/autograder/grading/submission.py",
                  "kit/autograder/gradescope/run.py", "kit/autograder/checks/test_mnist_dense.py",
                  f"kit/release/{A.name}/{A.notebook}", f"kit/release/{A.name}/course_data.py"):
         assert name in infos, name

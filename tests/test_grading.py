@@ -10,8 +10,9 @@ import numpy as np
 import pytest
 
 import course_config
-from autograder import batch, notebook, submission
-from autograder.tasks import load_task
+from autograder import batch
+from autograder.datasets.tasks import load_task
+from autograder.grading import execute, submission
 from tests.helpers import make_submission
 
 A = course_config.MNIST_DENSE
@@ -181,7 +182,7 @@ def test_parameters_are_injected_after_the_parameters_cell():
         nbformat.v4.new_code_cell("EPOCHS = 10", metadata={"tags": ["parameters"]}),
         nbformat.v4.new_code_cell("fit(EPOCHS)"),
     ])
-    index = notebook.inject_parameters(nb, {"EPOCHS": 2}, "quick")
+    index = execute.inject_parameters(nb, {"EPOCHS": 2}, "quick")
     assert index == 2
     assert "EPOCHS = 2" in nb.cells[2].source
     nbformat.validate(nb)

@@ -115,7 +115,7 @@ def test_moved_test_set_follows_the_graders_seed_and_keeps_its_labels(mnist, mon
     import numpy as np
 
     from autograder.course_data import move_digits
-    from autograder.tasks import load_task
+    from autograder.datasets.tasks import load_task
 
     quick = course_config.profile("quick")
     (_, _), (x_test, y_test) = mnist

@@ -6,7 +6,8 @@ import numpy as np
 import pytest
 
 import course_config
-from autograder import batch, tasks
+from autograder import batch
+from autograder.datasets import tasks
 from tests.helpers import make_submission, susy_model_files
 
 S = course_config.SUSY
@@ -29,7 +30,7 @@ def test_right_families_pass_and_auc_is_measured_on_hidden_events(tmp_path, susy
     import skops.io as sio
     from sklearn.metrics import roc_auc_score
 
-    from autograder.susy_sim import simulate
+    from autograder.datasets.susy_sim import simulate
 
     checks = grade(tmp_path, {FILES[n]: susy_models / f"{n}.{'keras' if n == 'dnn' else 'skops'}" for n in FILES})
     for cid in ("logreg_family", "trees_family", "dnn_family"):

@@ -86,7 +86,7 @@ def test_first_outputs_match_the_producers(entry, mnist):
     """The engine's outputs on the first test inputs are the producer's own (to float16's precision for
     mixed-precision models, float32's otherwise)."""
     if entry["assignment"] == "susy":
-        from autograder.tasks import SusyTask
+        from autograder.datasets.tasks import SusyTask
 
         x = SusyTask(course_config.profile("quick")).prediction_inputs()[:3]
     else:

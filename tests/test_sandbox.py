@@ -14,8 +14,9 @@ import numpy as np
 import pytest
 
 import course_config
-from autograder import sandbox, tasks
+from autograder import sandbox
 from autograder.course_data import mnist_candidates
+from autograder.datasets import tasks
 from autograder.sandbox import cgroups
 from tests.helpers import assert_given_back, grader_footprint
 

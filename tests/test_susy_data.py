@@ -15,8 +15,9 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from autograder import course_data, susy_sim
+from autograder import course_data
 from autograder.course_data import DataError, load_susy, read_susy_file
+from autograder.datasets import susy_sim
 
 # The first row of the real UCI SUSY.csv (from the data README): a background event.
 UCI_FIRST_ROW = (

@@ -8,7 +8,8 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from autograder import course_data, susy_sim
+from autograder import course_data
+from autograder.datasets import susy_sim
 
 REAL_10K = Path(os.environ.get("COURSE_DATA_DIR", "/nonexistent")) / "susy_real_10k.csv.gz"
 

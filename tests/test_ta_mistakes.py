@@ -12,7 +12,8 @@ from pathlib import Path
 import pytest
 
 import course_config
-from autograder import batch, submission
+from autograder import batch
+from autograder.grading import submission
 from autograder.results import RECORD_FILE
 from tests.helpers import make_submission, susy_model_files
 

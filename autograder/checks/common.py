@@ -1,28 +1,17 @@
-"""The metrics, tiered credit, and the checks every MNIST assignment has.
+"""Tiered credit, and the checks every MNIST assignment has.
 
 The ``test_*`` functions at the end are imported by the assignments' check modules, which pytest
 then collects as their own. The architecture checks themselves are plain functions in
-:mod:`autograder.course_check` (``ARCHITECTURE``), which students run before they hand in.
+:mod:`autograder.course_check` (``ARCHITECTURE``), which students run before they hand in; the metrics
+are :mod:`autograder.grading.metrics`.
 """
 
 from __future__ import annotations
 
-import numpy as np
 import pytest
 
 from autograder.course_check import ARCHITECTURE
-
-
-def accuracy(predictions: np.ndarray, labels: np.ndarray) -> float:
-    """Fraction of rows whose largest output is the true label."""
-    return float(np.mean(np.argmax(predictions, axis=1) == labels))
-
-
-def roc_auc(predictions: np.ndarray, labels: np.ndarray) -> float:
-    """Area under the ROC curve of signal scores against 0/1 labels."""
-    from sklearn.metrics import roc_auc_score
-
-    return float(roc_auc_score(labels, predictions))
+from autograder.grading.metrics import accuracy
 
 
 def score_metric(name: str, value: float, threshold, score) -> None:

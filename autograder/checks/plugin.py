@@ -1,6 +1,6 @@
 """Pytest plugin that runs an assignment's checks against one prepared submission.
 
-The grader prepares a :class:`~autograder.submission.Submission` (architecture read from the model
+The grader prepares a :class:`~autograder.grading.submission.Submission` (architecture read from the model
 file, predictions from the sandbox), then runs the assignment's check module with this plugin.
 A check's outcome is its test's outcome: passed earns the points, failed earns none, unless the
 test recorded a fraction through the ``score`` fixture (tiered thresholds). A grade never depends

@@ -5,7 +5,7 @@ The CNN checks are those of mnist_cnn (imported, not copied); these add the augm
 
 import pytest
 
-from autograder.checks.common import accuracy, score_metric
+from autograder.checks.common import score_metric
 from autograder.checks.test_mnist_cnn import (  # noqa: F401 - collected as this assignment's checks too
     test_accuracy_on_mnist_test_set,
     test_at_least_two_conv2d_layers,
@@ -15,6 +15,7 @@ from autograder.checks.test_mnist_cnn import (  # noqa: F401 - collected as this
     test_parameter_count_within_budget,
 )
 from autograder.course_check import ARCHITECTURE
+from autograder.grading.metrics import accuracy
 
 
 @pytest.mark.check("augmentation_layers")

@@ -14,7 +14,7 @@
    and uid 65534 can run this Python; the child then runs as uid 65534. Otherwise no student code
    runs and results.json says why;
 5. grades the submission (or its one subfolder, if everything is in one) with
-   :func:`autograder.submission.grade_submission`, the path the batch uses, on the bundle's data
+   :func:`autograder.grading.submission.grade_submission`, the path the batch uses, on the bundle's data
    (``COURSE_DATA_DIR`` is set for this process only; the sandbox builds its child's environment
    from scratch);
 6. writes results.json atomically, then the feedback pages next to it when the kit has them.
@@ -241,8 +241,8 @@ def grade(root: Path):
     os.environ[course_config.DATA_DIR_ENV] = str(data)
     os.environ["KERAS_HOME"] = str(data / ".keras")
 
-    from autograder.submission import grade_submission
-    from autograder.tasks import load_task
+    from autograder.datasets.tasks import load_task
+    from autograder.grading.submission import grade_submission
 
     assignment = course_config.assignment(bundle["assignment"])
     profile = course_config.profile(bundle["profile"])

@@ -70,7 +70,7 @@ chmod a+rx "$(dirname "$VENV")"
 mkdir -p "$SRC/data"
 (cd "$SRC/kit" && COURSE_DATA_DIR="$SRC/data" KERAS_HOME="$SRC/data/.keras" "$VENV/bin/python" -c '
 import json, course_config
-from autograder.tasks import load_task
+from autograder.datasets.tasks import load_task
 b = json.load(open("../bundle.json"))
 task = load_task(course_config.assignment(b["assignment"]), course_config.profile(b["profile"]))
 print("setup.sh: test data for", b["assignment"], "profile", b["profile"], ":", len(task.y_test), "labelled examples")

@@ -1,8 +1,9 @@
 """Re-executing a student's notebook in the sandbox, and telling the student what went wrong.
 
-``execute_notebook`` injects the profile's parameters after the notebook's ``parameters`` cell,
-copies the official helpers in, runs every cell in the sandbox on data without test labels, and
-leaves the model files that run saved; what failed becomes a note in the student's words.
+``execute_notebook`` puts back the release's read-only cells, injects the profile's parameters after
+the notebook's ``parameters`` cell, copies the official helpers in, runs every cell in the sandbox on
+data without test labels, and leaves the model files that run saved; it returns an
+:class:`Execution`, where what failed is a note in the student's words.
 """
 
 from __future__ import annotations
@@ -10,6 +11,7 @@ from __future__ import annotations
 import copy
 import json
 import shutil
+from dataclasses import dataclass, field
 from pathlib import Path
 
 import course_config
@@ -104,42 +106,49 @@ def restore_locked_cells(nb, release_nb, title: str = "assignment") -> tuple[boo
     return True, notes
 
 
-def execute_notebook(submission, workdir: Path, task, *, profile: course_config.Profile, backend: str,
-                     keep_dir: Path | None, threads: int = 0) -> None:
-    """Run the student's notebook in the sandbox; on failure, say why in ``submission.notes``."""
+@dataclass
+class Execution:
+    """How re-running a student's notebook went: the results file's record, notes for the student."""
+
+    report: dict = field(default_factory=dict)  # status, what the run used, first_cause when a cell broke the rest
+    notes: list[str] = field(default_factory=list)
+    limits_hit: list[str] = field(default_factory=list)
+
+
+def execute_notebook(workdir: Path, assignment: course_config.Assignment, task, *, profile: course_config.Profile,
+                     limits: course_config.Limits, release_dir: Path, backend: str, keep_dir: Path | None,
+                     threads: int = 0) -> Execution:
+    """Run the student's notebook in ``workdir`` in the sandbox, leaving the model files that run saves.
+
+    ``release_dir`` is the assignment's released folder: its notebook's read-only cells and its helpers
+    are put back as released."""
     import nbformat
 
-
-    a = submission.assignment
+    a = assignment
     nb_path = workdir / a.notebook
     if not nb_path.is_file():
         found = sorted(p.name for p in workdir.glob("*.ipynb"))
-        submission.execution = {"status": "missing"}
-        submission.notes.append(
-            f"notebook {a.notebook} not found in the submission (found: {', '.join(found) or 'no notebooks'})"
-        )
-        return
+        return Execution({"status": "missing"}, [
+            f"notebook {a.notebook} not found in the submission (found: {', '.join(found) or 'no notebooks'})"])
     try:
         nb = nbformat.read(nb_path, as_version=4)
     except Exception as exc:
-        submission.execution = {"status": "unreadable"}
-        submission.notes.append(f"{a.notebook} is not a valid notebook ({type(exc).__name__}: {exc})")
-        return
+        return Execution({"status": "unreadable"}, [f"{a.notebook} is not a valid notebook ({type(exc).__name__}: {exc})"])
     # Grade only what this run saves, never a model file that came with the submission.
     for spec in a.models:
         (workdir / spec.file).unlink(missing_ok=True)
         if spec.kind == "keras":  # its legacy twin too: only what the run saves is graded
             (workdir / h5_twin(spec.file)).unlink(missing_ok=True)
-    release_nb = course_config.COURSE_DIR / "release" / a.name / a.notebook
+    execution = Execution()
+    release_nb = release_dir / a.notebook
     if release_nb.is_file():
         runnable, repairs = restore_locked_cells(nb, nbformat.read(release_nb, as_version=4), f'"{a.title}"')
-        submission.notes.extend(repairs)
+        execution.notes.extend(repairs)
         if not runnable:
-            submission.execution = {"status": "not run"}
-            return
+            execution.report = {"status": "not run"}
+            return execution
     injected_at = inject_parameters(nb, a.parameters.get(profile.name, {}), profile.name)
     nbformat.write(nb, nb_path)
-    release_dir = course_config.COURSE_DIR / "release" / a.name
     for helper in a.helpers:  # the official helpers, whatever the student's copies say
         if (release_dir / helper).is_dir():
             shutil.rmtree(workdir / helper, ignore_errors=True)
@@ -158,37 +167,38 @@ def execute_notebook(submission, workdir: Path, task, *, profile: course_config.
         data_dir=task.sandbox_data_dir(),
         backend=backend,
         threads=threads,
-        **course_config.LIMITS.job_args(),
+        **limits.job_args(),
     )
     report = read_json(workdir / ".execution.json")
-    submission.execution = {"status": "ok" if result.ok and report.get("status") == "ok" else "failed",
-                            **result.usage()}
-    submission.record_limits(result, "running the notebook")
+    execution.report = {"status": "ok" if result.ok and report.get("status") == "ok" else "failed", **result.usage()}
+    execution.limits_hit = [f"{limit} (running the notebook)" for limit in result.limits_hit()]
     executed = workdir / f".{EXECUTED_NOTEBOOK}"
     if keep_dir is not None and executed.is_file() and not executed.is_symlink():
         if executed.stat().st_size < 50 * 2**20:
             shutil.copyfile(executed, keep_dir / EXECUTED_NOTEBOOK)
     stopped = result.timed_out or result.memory_exceeded or result.disk_exceeded
     errors = report.get("errors", [])
+    notes = execution.notes
     if stopped:
-        submission.notes.append(f"running the notebook stopped: {result.problem()}")
-        submission.execution["first_cause"] = f"the notebook run stopped: {result.problem()}"
+        notes.append(f"running the notebook stopped: {result.problem()}")
+        execution.report["first_cause"] = f"the notebook run stopped: {result.problem()}"
     elif report.get("status") == "error":
-        submission.notes.append(describe_errors(errors, injected_at))
+        notes.append(describe_errors(errors, limits, injected_at))
         full = [e for e in errors if sandbox.NO_SPACE in str(e.get("evalue"))]
         if full:  # a cell filled the disk: what the notebook saves after it is incomplete
-            submission.execution["first_cause"] = describe_errors(full, injected_at).replace(
+            execution.report["first_cause"] = describe_errors(full, limits, injected_at).replace(
                 "the notebook raised", "the notebook ran out of space:", 1)
     elif not result.ok:
-        submission.notes.append(f"running the notebook failed: {result.problem()}")
+        notes.append(f"running the notebook failed: {result.problem()}")
     if result.processes_refused and not stopped:
-        submission.notes.append(
+        notes.append(
             f"the process limit ({result.limits['max_processes']} processes and threads) was reached: the kernel "
             f"refused {result.processes_refused} new one(s)"
         )
+    return execution
 
 
-def describe_errors(errors: list[dict], injected_at: int | None = None) -> str:
+def describe_errors(errors: list[dict], limits: course_config.Limits, injected_at: int | None = None) -> str:
     """The first error a notebook raised, where, and how many followed (student-facing)."""
     if not errors:
         return "the notebook raised an error"
@@ -208,7 +218,7 @@ def describe_errors(errors: list[dict], injected_at: int | None = None) -> str:
     if first.get("ename") == "DeadKernelError":
         hint = " (the notebook's Python process stopped: os._exit, sys.exit in a subprocess, or a crash)"
     if sandbox.NO_SPACE in str(first.get("evalue")):
-        hint = f" ({sandbox.space_limits(course_config.LIMITS.tmp_limit_mb, course_config.LIMITS.disk_limit_mb)})"
+        hint = f" ({sandbox.space_limits(limits.tmp_limit_mb, limits.disk_limit_mb)})"
     more = f"; {len(errors) - 1} later cell(s) failed too" if len(errors) > 1 else ""
     return f"the notebook raised {error}{where}{hint}{more}"
 

@@ -4,7 +4,7 @@ For one student's folder (nbgrader's ``submitted/<student>/<assignment>/``):
 
 1. copy the student's regular files into a fresh scratch folder;
 2. with ``execute``: run the notebook in the sandbox with the profile's parameters, on data without
-   the test labels, and keep only the model files that run saves (:mod:`autograder.notebook`);
+   the test labels, and keep only the model files that run saves (:mod:`autograder.grading.execute`);
 3. read each model's architecture from its file (no deserialization);
 4. have a fresh sandbox per model load it and predict the hidden test inputs;
 5. run the assignment's checks (pytest) on what came back, with the labels on this side only, and
@@ -17,7 +17,6 @@ from __future__ import annotations
 
 import contextlib
 import io
-import shutil
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -28,10 +27,11 @@ import course_config
 from autograder import sandbox
 from autograder.checks import check_module
 from autograder.checks.plugin import GradingPlugin
-from autograder.keras_numpy.architecture import ModelFileError, ModelInfo, inspect_model, locate
-from autograder.notebook import execute_notebook, read_json
+from autograder.grading.execute import execute_notebook
+from autograder.grading.files import copy_submission
+from autograder.grading.predict import Prediction, predict
+from autograder.model_files import ModelFileError, ModelInfo, inspect, locate
 from autograder.results import CheckResult, StudentResult
-from autograder.skops_file import inspect_skops
 
 
 @dataclass
@@ -59,9 +59,6 @@ class Submission:
     execution: dict = field(default_factory=dict)
     limits_hit: list[str] = field(default_factory=list)
 
-    def record_limits(self, result: sandbox.SandboxResult, what: str) -> None:
-        self.limits_hit += [f"{limit} ({what})" for limit in result.limits_hit()]
-
     def predictions_on(self, test_set: str) -> dict[str, np.ndarray]:
         """Each model's outputs on one hidden test set."""
         return self.predictions if test_set == "test" else self.more_predictions.get(test_set, {})
@@ -76,101 +73,6 @@ class Submission:
         return {name: by_model[model] for name, by_model in sets.items() if model in by_model}
 
 
-def copy_submission(src: Path, dst: Path, notes: list[str]) -> None:
-    """Copy the regular files of ``src`` into ``dst``; links and oversized content are left out."""
-    total = 0
-    for path in sorted(src.rglob("*")):
-        rel = path.relative_to(src)
-        if any(part.startswith(".ipynb_checkpoints") or part == "__pycache__" for part in rel.parts):
-            continue
-        if path.is_symlink():
-            notes.append(f"{rel} is a symbolic link and was ignored")
-            continue
-        if path.is_dir():
-            (dst / rel).mkdir(parents=True, exist_ok=True)
-            continue
-        if not path.is_file():
-            continue
-        total += path.stat().st_size
-        if total > course_config.LIMITS.max_submission_mb * 2**20:
-            notes.append(f"submission is larger than {course_config.LIMITS.max_submission_mb} MB; {rel} and later "
-                         "files were ignored")
-            break
-        (dst / rel).parent.mkdir(parents=True, exist_ok=True)
-        shutil.copyfile(path, dst / rel)
-
-
-def inspect(spec: course_config.ModelSpec, path: Path):
-    """Architecture of one model file, read without loading it (ModelFileError if unusable)."""
-    max_mb = course_config.LIMITS.max_model_file_mb
-    if spec.kind == "skops":
-        info = inspect_skops(path, max_mb=max_mb)
-        if info.foreign:
-            raise ModelFileError(
-                f"{path.name} contains objects from outside scikit-learn ({', '.join(info.foreign[:3])}); "
-                "the grader only loads scikit-learn models"
-            )
-        return info
-    return inspect_model(path, max_mb=max_mb)
-
-
-def predict(submission: Submission, spec: course_config.ModelSpec, model_path: Path, task, *,
-            backend: str, threads: int = 0) -> None:
-    """Have a fresh sandbox load one model and predict the test inputs; keep the outputs or the problem."""
-    limits = course_config.LIMITS
-    try:
-        shape = task.input_shape(spec, submission.models[spec.name])
-    except ValueError as exc:
-        submission.prediction_problems[spec.name] = str(exc)
-        return
-    with sandbox.scratch(limits.disk_limit_mb) as workdir:
-        shutil.copyfile(model_path, workdir / model_path.name)
-        sandbox.install_job(workdir)
-        argv = sandbox.python_argv(
-            "predict", spec.kind, f"{sandbox.WORK}/{model_path.name}", f"{sandbox.DATA}/inputs.npy",
-            f"{sandbox.WORK}/predictions.npy", ",".join(str(d) for d in shape),
-        )
-        result = sandbox.run_job(
-            argv,
-            workdir,
-            time_limit_s=limits.predict_time_limit_s,
-            memory_limit_mb=limits.predict_memory_limit_mb,
-            data_dir=task.predict_data_dir(),
-            backend=backend,
-            threads=threads,
-            **limits.job_args(),
-        )
-        submission.record_limits(result, f"predicting with {spec.file}")
-        submission.prediction_usage[spec.name] = result.usage()
-        report = read_json(workdir / "predictions.json")
-        if not result.ok:
-            said = report.get("problem") if result.returncode == 3 and not result.limits_hit() else None
-            submission.prediction_problems[spec.name] = (
-                said[:1000] if isinstance(said, str) else
-                f"the grader could not load {model_path.name} and predict: {result.problem()}"
-            )
-            return
-        engine = report.get("engine")
-        if isinstance(engine, str):
-            submission.engines[spec.name] = engine[:200]
-        out = workdir / "predictions.npy"
-        try:
-            if out.is_symlink() or not out.is_file():
-                raise ValueError("no predictions were written")
-            outputs = np.load(out, allow_pickle=False)
-        except (OSError, ValueError) as exc:
-            submission.prediction_problems[spec.name] = f"the grader could not read the model's predictions ({exc})"
-            return
-    try:
-        outputs = task.check_predictions(spec, outputs)
-    except ValueError as exc:
-        submission.prediction_problems[spec.name] = str(exc)
-        return
-    for test_set, part in task.split(outputs).items():
-        by_model = submission.predictions if test_set == "test" else submission.more_predictions.setdefault(test_set, {})
-        by_model[spec.name] = part
-
-
 def prepare_submission(
     student: str,
     src: Path,
@@ -178,6 +80,8 @@ def prepare_submission(
     task,
     *,
     profile: course_config.Profile,
+    limits: course_config.Limits,
+    release_dir: Path,
     execute: bool,
     backend: str,
     keep_dir: Path | None = None,
@@ -190,11 +94,14 @@ def prepare_submission(
         submission.notes.append(f"Note: {caveat}.")
     for test_set in task.test_sets[1:]:
         submission.more_labels[test_set] = task.labels_of(test_set)
-    with sandbox.scratch(course_config.LIMITS.disk_limit_mb) as workdir:
-        copy_submission(src, workdir, submission.notes)
+    with sandbox.scratch(limits.disk_limit_mb) as workdir:
+        copy_submission(src, workdir, submission.notes, limits.max_submission_mb)
         if execute:
-            execute_notebook(submission, workdir, task, profile=profile, backend=backend, keep_dir=keep_dir,
-                             threads=threads)
+            run = execute_notebook(workdir, assignment, task, profile=profile, limits=limits, release_dir=release_dir,
+                                   backend=backend, keep_dir=keep_dir, threads=threads)
+            submission.execution = run.report
+            submission.notes += run.notes
+            submission.limits_hit += run.limits_hit
         for spec in assignment.models:
             model_path = workdir / spec.file
             try:
@@ -202,26 +109,48 @@ def prepare_submission(
                     model_path, note = locate(workdir, spec.file)
                     if note:
                         submission.notes.append(note)
-                submission.models[spec.name] = inspect(spec, model_path)
+                submission.models[spec.name] = inspect(spec, model_path, limits.max_model_file_mb)
                 submission.files[spec.name] = model_path.name
             except ModelFileError as exc:
-                problem = str(exc)
-                cause = submission.execution.get("first_cause") if execute else None
-                if cause and model_path.exists():  # name the first cause, not only what it broke
-                    problem = f"{cause}; {model_path.name}, written after it, is incomplete ({problem})"
-                if not model_path.exists() and problem == f"model file {spec.file} not found":
-                    problem = (
-                        f"model file {spec.file} not found: "
-                        + ("the notebook did not save it" if execute else "run the notebook's save cell (under \"Save the "
-                           f"model{'s' if len(assignment.models) > 1 else ''}\"), which writes it, "
-                           "and submit the file next to the notebook")
-                    )
-                    if execute and submission.notes:
-                        problem += f" ({submission.notes[-1]})"
-                submission.model_problems[spec.name] = problem
+                submission.model_problems[spec.name] = model_problem(exc, spec, model_path, submission, execute)
                 continue
-            predict(submission, spec, model_path, task, backend=backend, threads=threads)
+            record_prediction(submission, spec.name, predict(spec, model_path, submission.models[spec.name], task,
+                                                             limits=limits, backend=backend, threads=threads))
     return submission
+
+
+def model_problem(exc: ModelFileError, spec: course_config.ModelSpec, model_path: Path, submission: Submission,
+                  execute: bool) -> str:
+    """What the student reads when a model file cannot be read: its first cause, or how to make the file."""
+    problem = str(exc)
+    cause = submission.execution.get("first_cause") if execute else None
+    if cause and model_path.exists():  # name the first cause, not only what it broke
+        problem = f"{cause}; {model_path.name}, written after it, is incomplete ({problem})"
+    if not model_path.exists() and problem == f"model file {spec.file} not found":
+        problem = (
+            f"model file {spec.file} not found: "
+            + ("the notebook did not save it" if execute else "run the notebook's save cell (under \"Save the "
+               f"model{'s' if len(submission.assignment.models) > 1 else ''}\"), which writes it, "
+               "and submit the file next to the notebook")
+        )
+        if execute and submission.notes:
+            problem += f" ({submission.notes[-1]})"
+    return problem
+
+
+def record_prediction(submission: Submission, model: str, prediction: Prediction) -> None:
+    """Keep one model's prediction (outputs per test set) or its problem in ``submission``."""
+    submission.limits_hit += prediction.limits_hit
+    if prediction.usage:
+        submission.prediction_usage[model] = prediction.usage
+    if prediction.engine:
+        submission.engines[model] = prediction.engine
+    if prediction.problem is not None:
+        submission.prediction_problems[model] = prediction.problem
+        return
+    for test_set, part in prediction.outputs.items():
+        by_model = submission.predictions if test_set == "test" else submission.more_predictions.setdefault(test_set, {})
+        by_model[model] = part
 
 
 def run_checks(submission: Submission) -> tuple[list[CheckResult], list[str]]:
@@ -293,13 +222,21 @@ def grade_submission(
     backend: str | None = None,
     keep_dir: Path | None = None,
     threads: int = 0,
+    limits: course_config.Limits | None = None,
+    release_dir: Path | None = None,
 ) -> StudentResult:
-    """Grade ``src`` (one student's folder for ``assignment``) on ``task``'s hidden data."""
+    """Grade ``src`` (one student's folder for ``assignment``) on ``task``'s hidden data.
+
+    ``limits`` (default: the course's) bound every sandboxed job; ``release_dir`` (default: the course's
+    ``release/<assignment>/``) is what a re-executed notebook's read-only cells and helpers are put back from.
+    """
     start = time.monotonic()
     backend = backend or sandbox.default_backend()
+    limits = limits or course_config.LIMITS
+    release_dir = release_dir or course_config.COURSE_DIR / "release" / assignment.name
     submission = prepare_submission(
-        student, src, assignment, task, profile=profile, execute=execute, backend=backend, keep_dir=keep_dir,
-        threads=threads,
+        student, src, assignment, task, profile=profile, limits=limits, release_dir=release_dir, execute=execute,
+        backend=backend, keep_dir=keep_dir, threads=threads,
     )
     checks, errors = run_checks(submission)
     extra = {"profile": profile.name, "executed": execute, "sandbox": backend,

@@ -17,7 +17,7 @@ from pathlib import Path
 import numpy as np
 
 import course_config
-from autograder.checks.common import accuracy, roc_auc
+from autograder.grading.metrics import accuracy, roc_auc
 from autograder.results import MAX_MISCLASSIFIED
 
 ROC_POINTS = 201
@@ -79,10 +79,30 @@ class Task:
         """The folder a prediction job sees as ``/data``: ``inputs.npy``, the test inputs only."""
         return self._dir("inputs", lambda d: np.save(d / "inputs.npy", self.prediction_inputs(), allow_pickle=False))
 
+    # -- what each dataset defines -------------------------------------------------------------
+    @staticmethod
+    def metric(outputs: np.ndarray, labels: np.ndarray) -> float:
+        """The figure a threshold is set on (accuracy, ROC AUC), from a model's outputs and the labels."""
+        raise NotImplementedError
+
     def write_sandbox_data(self, folder: Path) -> None:
+        """Write what a re-executed notebook may read (training data, test inputs; never test labels)."""
         raise NotImplementedError
 
     def prediction_inputs(self) -> np.ndarray:
+        """Every hidden test set's inputs, one after the other, as a prediction job reads them."""
+        raise NotImplementedError
+
+    def input_shape(self, spec: course_config.ModelSpec, model) -> tuple[int, ...]:
+        """The shape of one input the model takes, from its architecture (ValueError if it takes none of ours)."""
+        raise NotImplementedError
+
+    def check_predictions(self, spec: course_config.ModelSpec, outputs: np.ndarray) -> np.ndarray:
+        """The model's outputs as the checks read them (ValueError, student-facing, if they cannot be)."""
+        raise NotImplementedError
+
+    def details(self, spec: course_config.ModelSpec, outputs: dict[str, np.ndarray]) -> dict:
+        """The aggregates the feedback page shows for one model ({test set: outputs} in)."""
         raise NotImplementedError
 
     def saved_model_caveat(self) -> str | None:
@@ -207,7 +227,7 @@ class SusyTask(Task):
     def _events(self, *, test: bool):
         d = self.data
         if d.source == "simulated":
-            from autograder.susy_sim import simulate
+            from autograder.datasets.susy_sim import simulate
 
             return simulate(d.test_rows if test else d.train_rows, seed=d.test_seed if test else d.train_seed)
         from autograder.course_data import SUSY_FEATURES, SUSY_TRAIN_ROWS, DataError, load_susy, susy_candidates
@@ -229,7 +249,7 @@ class SusyTask(Task):
     def saved_model_caveat(self) -> str | None:
         if self.data.source != "simulated":
             return None
-        return (f"the '{self.profile.name}' profile scores SUSY models on simulated events (autograder.susy_sim), "
+        return (f"the '{self.profile.name}' profile scores SUSY models on simulated events (autograder.datasets.susy_sim), "
                 "not on the real UCI events a notebook trains on: a saved model trained on real events scores "
                 "lower here than on its validation events, and the figure compares only with the same notebook "
                 "re-executed under this profile (autograder grade --execute)")
@@ -272,7 +292,7 @@ class SusyTask(Task):
 
     def write_sandbox_data(self, folder: Path) -> None:
         """Training rows only, in the UCI format, as ``SUSY.csv``."""
-        from autograder.susy_sim import write_uci_csv
+        from autograder.datasets.susy_sim import write_uci_csv
 
         X, y = self._events(test=False)
         write_uci_csv(folder / "SUSY.csv", X, y)

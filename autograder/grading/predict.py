@@ -1,0 +1,76 @@
+"""Predicting the hidden test inputs with one student model, in a fresh sandbox of its own."""
+
+from __future__ import annotations
+
+import shutil
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+
+import course_config
+from autograder import sandbox
+from autograder.grading.execute import read_json
+
+
+@dataclass
+class Prediction:
+    """What one model's prediction job gave back: outputs per hidden test set, or the problem."""
+
+    outputs: dict[str, np.ndarray] = field(default_factory=dict)  # {test set: outputs}, checked
+    problem: str | None = None  # student-facing, when there are no outputs
+    engine: str | None = None  # how the outputs were made ("numpy", "keras (...)", "skops")
+    usage: dict = field(default_factory=dict)  # what the job used (absent when no job ran)
+    limits_hit: list[str] = field(default_factory=list)
+
+
+def predict(spec: course_config.ModelSpec, model_path: Path, model_info, task, *, limits: course_config.Limits,
+            backend: str, threads: int = 0) -> Prediction:
+    """Have a fresh sandbox load one model and predict the task's hidden test inputs."""
+    try:
+        shape = task.input_shape(spec, model_info)
+    except ValueError as exc:
+        return Prediction(problem=str(exc))
+    with sandbox.scratch(limits.disk_limit_mb) as workdir:
+        shutil.copyfile(model_path, workdir / model_path.name)
+        sandbox.install_job(workdir)
+        argv = sandbox.python_argv(
+            "predict", spec.kind, f"{sandbox.WORK}/{model_path.name}", f"{sandbox.DATA}/inputs.npy",
+            f"{sandbox.WORK}/predictions.npy", ",".join(str(d) for d in shape),
+        )
+        result = sandbox.run_job(
+            argv,
+            workdir,
+            time_limit_s=limits.predict_time_limit_s,
+            memory_limit_mb=limits.predict_memory_limit_mb,
+            data_dir=task.predict_data_dir(),
+            backend=backend,
+            threads=threads,
+            **limits.job_args(),
+        )
+        prediction = Prediction(usage=result.usage(),
+                                limits_hit=[f"{limit} (predicting with {spec.file})" for limit in result.limits_hit()])
+        report = read_json(workdir / "predictions.json")
+        if not result.ok:
+            said = report.get("problem") if result.returncode == 3 and not result.limits_hit() else None
+            prediction.problem = (said[:1000] if isinstance(said, str) else
+                                  f"the grader could not load {model_path.name} and predict: {result.problem()}")
+            return prediction
+        engine = report.get("engine")
+        if isinstance(engine, str):
+            prediction.engine = engine[:200]
+        out = workdir / "predictions.npy"
+        try:
+            if out.is_symlink() or not out.is_file():
+                raise ValueError("no predictions were written")
+            outputs = np.load(out, allow_pickle=False)
+        except (OSError, ValueError) as exc:
+            prediction.problem = f"the grader could not read the model's predictions ({exc})"
+            return prediction
+    try:
+        outputs = task.check_predictions(spec, outputs)
+    except ValueError as exc:
+        prediction.problem = str(exc)
+        return prediction
+    prediction.outputs = task.split(outputs)
+    return prediction
