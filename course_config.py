@@ -228,8 +228,8 @@ LIMITS = Limits(
 # --------------------------------------------------------------------------------------------
 # Data
 # --------------------------------------------------------------------------------------------
-# The environment variable naming a folder with course data files (mnist.npz, SUSY files).
-DATA_DIR_ENV = "COURSE_DATA_DIR"
+# The environment variable naming a folder with course data files (mnist.npz, SUSY files) is
+# autograder.course_data.DATA_DIR_ENV: the loaders shipped to students read it.
 # Where a released notebook fetches a missing helper (course_data.py), e.g. on Colab: the published
 # release folder, `{assignment}` standing for the assignment's name, such as
 # "https://raw.githubusercontent.com/ORG/COURSE/main/release/{assignment}/". The fetched file is

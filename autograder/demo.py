@@ -135,9 +135,11 @@ def make_sample(sample: Sample, assignment: course_config.Assignment, submitted:
     """Write ``submitted/<student>/<assignment>/`` for one sample student."""
     import nbformat
 
-    src = course_config.COURSE_DIR / sample.base / assignment.name
     dst = submitted / sample.student / assignment.name
-    shutil.copytree(src, dst)
+    if sample.base == "solutions":  # with the helpers beside it, as a student's folder has them
+        release.runnable_solution(assignment, dst)
+    else:
+        shutil.copytree(course_config.COURSE_DIR / sample.base / assignment.name, dst)
     nb_path = dst / assignment.notebook
     nb = nbformat.read(nb_path, as_version=4)
     cells = {c.metadata.get("nbgrader", {}).get("grade_id"): c for c in nb.cells}

@@ -63,7 +63,9 @@ def helper_files(assignment: course_config.Assignment, helpers_dir: Path = HELPE
 
 
 def sync_helpers(assignment: course_config.Assignment, course_dir: Path = course_config.COURSE_DIR) -> list[Path]:
-    """Copy the shared helper files into ``source/<assignment>/``; return the files that changed."""
+    """Copy the shared helper files into ``source/<assignment>/``, so the instructor's notebook runs there;
+    return the files that changed. These copies (and those in ``solutions/``) are git-ignored: only the
+    ``release/`` copies are product, and :func:`build` takes the helpers from ``autograder/`` itself."""
     changed = []
     wanted = set(helper_files(assignment))
     for helper in assignment.helpers:  # files of a helper package that no longer exist
@@ -80,6 +82,17 @@ def sync_helpers(assignment: course_config.Assignment, course_dir: Path = course
             shutil.copyfile(src, dst)
             changed.append(dst)
     return changed
+
+
+def runnable_solution(assignment: course_config.Assignment, dst: Path,
+                      course_dir: Path = course_config.COURSE_DIR) -> Path:
+    """A copy of ``solutions/<assignment>/`` in ``dst`` (a new folder) with the released helpers beside the
+    notebook, as a student's folder has them: a solution that runs anywhere, on a fresh clone too."""
+    shutil.copytree(course_dir / "solutions" / assignment.name, dst, ignore=shutil.ignore_patterns(*IGNORED))
+    for helper in helper_files(assignment):
+        (dst / helper).parent.mkdir(parents=True, exist_ok=True)
+        shutil.copyfile(course_dir / "release" / assignment.name / helper, dst / helper)
+    return dst
 
 
 def check_cell_id(check: course_config.Check) -> str:
@@ -329,6 +342,9 @@ def build(assignment: course_config.Assignment, course_dir: Path, target_root: P
     if not (source / assignment.notebook).is_file():
         raise ReleaseError(f"{source / assignment.notebook} does not exist")
     shutil.copytree(source, target_root / "source" / assignment.name, ignore=shutil.ignore_patterns(*IGNORED))
+    for helper in helper_files(assignment):  # the helpers as autograder/ has them, whatever source/ holds
+        (target_root / "source" / assignment.name / helper).parent.mkdir(parents=True, exist_ok=True)
+        shutil.copyfile(HELPERS_DIR / helper, target_root / "source" / assignment.name / helper)
     (target_root / "nbgrader_config.py").write_text(NBGRADER_CONFIG)
     for command in OUTPUTS.values():
         _nbgrader(command, assignment.name, target_root)
@@ -366,10 +382,7 @@ def drift(name: str, course_dir: Path = course_config.COURSE_DIR) -> list[str]:
     """Differences between the committed release/solutions of ``name`` and a fresh build; [] if in sync."""
     assignment = course_config.assignment(name)
     problems = []
-    for helper in helper_files(assignment):
-        copy = course_dir / "source" / name / helper
-        if not copy.exists() or not filecmp.cmp(HELPERS_DIR / helper, copy, shallow=False):
-            problems.append(f"source/{name}/{helper} differs from autograder/{helper}")
+    untracked = set(helper_files(assignment))  # solutions/' copies of the helpers are the instructor's, not product
     if sync_grading_cells(assignment, course_dir, write=False):
         problems.append(f"source/{name}/{assignment.notebook}: its generated cells (grading section, helper fetch) "
                         "are out of sync with course_config")
@@ -377,6 +390,8 @@ def drift(name: str, course_dir: Path = course_config.COURSE_DIR) -> list[str]:
         build(assignment, course_dir, Path(tmp))
         for out in OUTPUTS:
             fresh, committed = _files(Path(tmp) / out / name), _files(course_dir / out / name)
+            if out == "solutions":
+                fresh, committed = ({rel: p for rel, p in files.items() if rel not in untracked} for files in (fresh, committed))
             for rel in sorted(set(fresh) | set(committed)):
                 if rel not in committed:
                     problems.append(f"{out}/{name}/{rel} is missing")

@@ -20,7 +20,6 @@ import argparse
 import datetime as dt
 import json
 import os
-import shutil
 import statistics
 import sys
 import tempfile
@@ -34,9 +33,11 @@ from machine import describe as describe_machine  # noqa: E402  (bench/machine.p
 
 import course_config  # noqa: E402
 from autograder import sandbox  # noqa: E402
+from autograder.course_data import DATA_DIR_ENV  # noqa: E402
 from autograder.datasets import tasks  # noqa: E402
 from autograder.grading.execute import inject_parameters  # noqa: E402
 from autograder.grading.submission import prepare_submission  # noqa: E402
+from autograder.release import runnable_solution  # noqa: E402
 
 DOCS = course_config.COURSE_DIR / "docs"
 # Test sets every reference is scored on, graded or not (per dataset).
@@ -50,22 +51,22 @@ def run_once(assignment, profile, seed: int, task, backend: str) -> dict:
 
     with tempfile.TemporaryDirectory(prefix="calibrate-") as tmp:
         work = Path(tmp) / assignment.name
-        shutil.copytree(course_config.COURSE_DIR / "solutions" / assignment.name, work)
+        runnable_solution(assignment, work)
         nb_path = work / assignment.notebook
         nb = nbformat.read(nb_path, as_version=4)
         inject_parameters(nb, {**assignment.parameters.get(profile.name, {}), "SEED": seed}, profile.name)
         # The notebook sees what a re-executed submission sees: the task's training data only.
-        saved = os.environ.get(course_config.DATA_DIR_ENV)
-        os.environ[course_config.DATA_DIR_ENV] = str(task.sandbox_data_dir())
+        saved = os.environ.get(DATA_DIR_ENV)
+        os.environ[DATA_DIR_ENV] = str(task.sandbox_data_dir())
         try:
             start = time.monotonic()
             NotebookClient(nb, timeout=None, record_timing=True, resources={"metadata": {"path": str(work)}}).execute()
             notebook_s = time.monotonic() - start
         finally:
             if saved is None:
-                os.environ.pop(course_config.DATA_DIR_ENV, None)
+                os.environ.pop(DATA_DIR_ENV, None)
             else:
-                os.environ[course_config.DATA_DIR_ENV] = saved
+                os.environ[DATA_DIR_ENV] = saved
         train_s = 0.0
         for cell in nb.cells:
             gid = cell.get("metadata", {}).get("nbgrader", {}).get("grade_id", "")

@@ -38,6 +38,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 from machine import describe as describe_machine  # noqa: E402  (bench/machine.py)
 
 import course_config  # noqa: E402
+from autograder.release import runnable_solution  # noqa: E402
 
 ASSIGNMENT = course_config.MNIST_CNN
 DOCS = course_config.COURSE_DIR / "docs"
@@ -87,7 +88,7 @@ def make_class(course: Path, n_valid: int) -> list[str]:
     for k in range(n_valid):
         student = f"student{k:02d}"
         dst = course / "submitted" / student / name
-        shutil.copytree(course_config.COURSE_DIR / "solutions" / name, dst)
+        runnable_solution(ASSIGNMENT, dst)
         nb = nbformat.read(dst / ASSIGNMENT.notebook, as_version=4)
         cell = next(c for c in nb.cells if c.metadata.get("nbgrader", {}).get("grade_id") == "build_model")
         cell.source = f"keras.utils.set_random_seed({1000 + k})  # this student's own seed\n" + cell.source

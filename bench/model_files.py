@@ -268,7 +268,7 @@ def grade_file(path: str, assignment_name: str, model_name: str) -> dict:
 
 
 def own_figure(rec: dict, out: Path, truth: Truth) -> float:
-    from autograder.grading.metrics import accuracy, roc_auc
+    from autograder.metrics import accuracy, roc_auc
 
     outputs = np.load(out / rec["outputs"])
     if rec["assignment"] == "susy":

@@ -56,7 +56,7 @@ def reference(epochs: int, seed: int):
         raise SystemExit(f"solution notebook lacks cells {missing}")
     ns: dict = {}
     cwd = os.getcwd()
-    os.chdir(course_config.COURSE_DIR / "solutions" / REFERENCE)  # for `from course_data import ...`
+    os.chdir(course_config.COURSE_DIR / "release" / REFERENCE)  # for `from course_data import ...`
     sys.path.insert(0, os.getcwd())
     try:
         with contextlib.redirect_stdout(io.StringIO()):  # the notebook's own prints and summary

@@ -25,6 +25,7 @@ import pytest
 
 import course_config
 from autograder import batch
+from autograder.course_data import DATA_DIR_ENV
 from autograder.grading import execute
 from autograder.results import RECORD_FILE
 from tests import corpus
@@ -146,7 +147,7 @@ def test_no_label_value_is_visible_inside_the_sandbox(graded, mnist):
     assert any(f.startswith("/data/") for f in files)  # the scan did run and saw the training data
     (_, _), (_, y_test) = mnist
     secrets = {hashlib.sha256(y_test.astype(dtype).tobytes()).hexdigest() for dtype in ("uint8", "int32", "int64")}
-    data = os.environ.get(course_config.DATA_DIR_ENV)
+    data = os.environ.get(DATA_DIR_ENV)
     if data and (Path(data) / "mnist.npz").is_file():
         secrets.add(hashlib.sha256((Path(data) / "mnist.npz").read_bytes()).hexdigest())
     assert not secrets & set(hashes)

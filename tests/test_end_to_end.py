@@ -12,6 +12,7 @@ import sys
 import pytest
 
 import course_config
+from autograder.release import runnable_solution
 from autograder.results import RECORD_FILE
 
 pytestmark = pytest.mark.slow
@@ -21,10 +22,10 @@ pytestmark = pytest.mark.slow
 def test_grade_execute_quick_reference_full_marks_untouched_release_zero(name, tmp_path, mnist):
     a = course_config.assignment(name)
     submitted = tmp_path / "submitted"
-    shutil.copytree(course_config.COURSE_DIR / "solutions" / name, submitted / "reference" / name)
+    runnable_solution(a, submitted / "reference" / name)
     shutil.copytree(course_config.COURSE_DIR / "release" / name, submitted / "untouched" / name)
     if name == "mnist_dense":  # determinism: the same notebook run twice grades the same
-        shutil.copytree(course_config.COURSE_DIR / "solutions" / name, submitted / "reference_again" / name)
+        runnable_solution(a, submitted / "reference_again" / name)
     # Stale model files next to the untouched notebook must not be graded: only what the run saves counts.
     for spec in a.models:
         shutil.copyfile(course_config.COURSE_DIR / "autograder" / "course_data.py", submitted / "untouched" / name / spec.file)

@@ -27,6 +27,7 @@ import pytest
 
 import course_config
 from autograder import sandbox
+from autograder.course_data import DATA_DIR_ENV
 
 COURSE = course_config.COURSE_DIR
 A = course_config.MNIST_DENSE
@@ -108,7 +109,7 @@ def run_autograder(root: Path, python: str = sys.executable, user: int | None = 
     """Gradescope's per-submission step; the data is only where the bundle put it."""
     keras_home = Path(tempfile.mkdtemp(prefix="gradescope-keras-"))  # an empty Keras cache
     environment = clean_env(AUTOGRADER_ROOT=str(root), AUTOGRADER_PYTHON=python, KERAS_HOME=str(keras_home), **env)
-    environment.pop(course_config.DATA_DIR_ENV, None)
+    environment.pop(DATA_DIR_ENV, None)
     try:
         proc = subprocess.run(["bash", str(root / "source" / "run_autograder")], capture_output=True, text=True,
                               env=environment, timeout=600, cwd="/",

@@ -3,7 +3,7 @@
 The ``test_*`` functions at the end are imported by the assignments' check modules, which pytest
 then collects as their own. The architecture checks themselves are plain functions in
 :mod:`autograder.course_check` (``ARCHITECTURE``), which students run before they hand in; the metrics
-are :mod:`autograder.grading.metrics`.
+are :mod:`autograder.metrics`.
 """
 
 from __future__ import annotations
@@ -11,7 +11,7 @@ from __future__ import annotations
 import pytest
 
 from autograder.course_check import ARCHITECTURE
-from autograder.grading.metrics import accuracy
+from autograder.metrics import accuracy
 
 
 def score_metric(name: str, value: float, threshold, score) -> None:

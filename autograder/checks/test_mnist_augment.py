@@ -15,7 +15,7 @@ from autograder.checks.test_mnist_cnn import (  # noqa: F401 - collected as this
     test_parameter_count_within_budget,
 )
 from autograder.course_check import ARCHITECTURE
-from autograder.grading.metrics import accuracy
+from autograder.metrics import accuracy
 
 
 @pytest.mark.check("augmentation_layers")

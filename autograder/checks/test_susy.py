@@ -5,7 +5,7 @@ import pytest
 import course_config
 from autograder.checks.common import score_metric
 from autograder.course_check import ARCHITECTURE
-from autograder.grading.metrics import roc_auc
+from autograder.metrics import roc_auc
 
 
 def assert_family(model, file: str, families: tuple[str, ...]) -> None:

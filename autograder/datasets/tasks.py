@@ -17,7 +17,7 @@ from pathlib import Path
 import numpy as np
 
 import course_config
-from autograder.grading.metrics import accuracy, roc_auc
+from autograder.metrics import accuracy, roc_auc
 from autograder.results import MAX_MISCLASSIFIED
 
 ROC_POINTS = 201

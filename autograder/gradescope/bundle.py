@@ -28,6 +28,7 @@ import zipfile
 from pathlib import Path
 
 import course_config
+from autograder.course_data import DATA_DIR_ENV
 
 HERE = Path(__file__).resolve().parent
 TEMPLATES = ("setup.sh", "run_autograder")  # shipped next to this module, copied to the zip's root
@@ -106,7 +107,7 @@ def _mnist_file() -> Path:
     raise BundleError(
         "the Gradescope bundle needs MNIST with its test labels (the hidden test data), and none was found:\n"
         + "\n".join(tried)
-        + f"\nFix: set {course_config.DATA_DIR_ENV} to a folder holding the full mnist.npz (Keras' copy)."
+        + f"\nFix: set {DATA_DIR_ENV} to a folder holding the full mnist.npz (Keras' copy)."
     )
 
 
@@ -128,7 +129,7 @@ def _susy_file() -> Path:
     raise BundleError(
         "the Gradescope bundle needs the UCI SUSY file (its last 500,000 events are the hidden test data of "
         "this profile), and none was found:\n" + "\n".join(tried)
-        + f"\nFix: download {SUSY_URL} into a folder and set {course_config.DATA_DIR_ENV} to it, "
+        + f"\nFix: download {SUSY_URL} into a folder and set {DATA_DIR_ENV} to it, "
         "or build with --profile quick (simulated events, no data file)."
     )
 

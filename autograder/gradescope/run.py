@@ -222,6 +222,7 @@ def submission_folder(submission: Path) -> Path:
 def grade(root: Path):
     """Grade ``root/submission`` as ``root/source/bundle.json`` says; a StudentResult, or Refused."""
     import course_config
+    from autograder.course_data import DATA_DIR_ENV
 
     source = root / "source"
     bundle = read_bundle(source)
@@ -238,7 +239,7 @@ def grade(root: Path):
     data = check_data(source, bundle)
     # The grader's own process reads the bundle's data (the sandbox's child gets its own environment,
     # with /data holding no labels); caches Keras keeps while reading go to the root-only folder too.
-    os.environ[course_config.DATA_DIR_ENV] = str(data)
+    os.environ[DATA_DIR_ENV] = str(data)
     os.environ["KERAS_HOME"] = str(data / ".keras")
 
     from autograder.datasets.tasks import load_task

@@ -7,6 +7,8 @@ import os
 import signal
 import sys
 
+from autograder.course_data import DATA_DIR_ENV
+
 THREAD_VARS = ("OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS", "MKL_NUM_THREADS", "TF_NUM_INTRAOP_THREADS",
                "TF_NUM_INTEROP_THREADS")
 WORK = "/submission"  # the scratch folder as the child sees it
@@ -30,7 +32,7 @@ def base_env() -> dict[str, str]:
         "PYTHONDONTWRITEBYTECODE": "1",
         "PYTHONUNBUFFERED": "1",
         "TF_CPP_MIN_LOG_LEVEL": os.environ.get("TF_CPP_MIN_LOG_LEVEL", "2"),
-        "COURSE_DATA_DIR": DATA,
+        DATA_DIR_ENV: DATA,
     }
     if "KERAS_BACKEND" in os.environ:
         env["KERAS_BACKEND"] = os.environ["KERAS_BACKEND"]

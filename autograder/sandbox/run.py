@@ -12,6 +12,7 @@ import threading
 import time
 from pathlib import Path
 
+from autograder.course_data import DATA_DIR_ENV
 from autograder.sandbox import cgroups
 from autograder.sandbox.backends import default_backend, give_to_nobody, unreachable_for_nobody, wrap
 from autograder.sandbox.limits import DATA, NOBODY, THREAD_VARS, WORK, base_env, child_setup, tree_rss_mb
@@ -83,7 +84,7 @@ def run_job(
         env.update({key: str(threads) for key in THREAD_VARS})
     drop = False
     if backend == "none":
-        env.update({"HOME": str(workdir), "COURSE_DATA_DIR": str(data_dir or workdir), "TMPDIR": str(workdir)})
+        env.update({"HOME": str(workdir), DATA_DIR_ENV: str(data_dir or workdir), "TMPDIR": str(workdir)})
         for key in ("MPLCONFIGDIR", "JUPYTER_RUNTIME_DIR", "JUPYTER_DATA_DIR", "IPYTHONDIR", "KERAS_HOME"):
             env[key] = str(workdir / ".cache" / key.lower())
         if os.geteuid() == 0:
