@@ -85,10 +85,12 @@ def build(augment: bool, filters, units: int, dropout: float):
     return keras.Sequential(layers)
 
 
-def run(name: str, seed: int, data) -> dict:
+def run(name: str, seed: int, data, epochs: int | None = None) -> dict:
+    """Train one variant (``epochs`` overrides its own) and score it on every test set."""
     import keras
 
-    augment, filters, units, dropout, epochs, _ = VARIANTS[name]
+    augment, filters, units, dropout, own_epochs, _ = VARIANTS[name]
+    epochs = epochs or own_epochs
     (x_fit, y_fit), (x_val, y_val), test_sets = data
     keras.utils.set_random_seed(seed)
     model = build(augment, filters, units, dropout)
@@ -134,6 +136,7 @@ def main(argv=None) -> int:
     parser.add_argument("--first-seed", type=int, default=0)
     parser.add_argument("--out", type=Path)
     parser.add_argument("--report-only", action="store_true", help="rewrite --out from its recorded runs (JSON)")
+    parser.add_argument("--smoke", action="store_true", help="a check that it runs: one variant with augmentation, 1 epoch on 2,000 images, 1,000 test digits; writes nothing")
     args = parser.parse_args(argv)
     if args.report_only:
         rows = json.loads(args.out.with_suffix(".json").read_text())
@@ -150,10 +153,16 @@ def main(argv=None) -> int:
         test_sets[f"moved {strength}"] = (norm(moved), y_test)
     x = norm(x_train)
     data = ((x[:-6000], y_train[:-6000]), (x[-6000:], y_train[-6000:]), test_sets)
+    epochs = None
+    if args.smoke:
+        (x_fit, y_fit), (x_val, y_val), _ = data
+        data = ((x_fit[:2000], y_fit[:2000]), (x_val[:500], y_val[:500]),
+                {k: (xs[:1000], ys[:1000]) for k, (xs, ys) in test_sets.items()})
+        args.variant, args.seeds, args.out, epochs = args.variant or ["augment"], 1, None, 1
     rows = []
     for name in args.variant or list(VARIANTS):
         for seed in range(args.first_seed, args.first_seed + args.seeds):
-            row = run(name, seed, data)
+            row = run(name, seed, data, epochs)
             rows.append(row)
             print(f"{name} seed {seed}: " + ", ".join(f"{k} {row[k]:.4f}" for k in test_sets)
                   + f", {row['train_s']:.0f} s", flush=True)

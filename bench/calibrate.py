@@ -249,7 +249,12 @@ def main(argv=None) -> int:
                         "docs/reference_roc.json")
     parser.add_argument("--report-only", action="store_true",
                         help="rewrite the report from the recorded runs (e.g. after changing a threshold)")
+    parser.add_argument("--smoke", action="store_true",
+                        help="a check that it runs: mnist_dense, quick profile, one seed; the report goes to a temporary folder")
     args = parser.parse_args(argv)
+    if args.smoke:
+        args.assignment, args.profile, args.seeds = ["mnist_dense"], ["quick"], 1
+        args.out = Path(tempfile.mkdtemp(prefix="calibrate-smoke-")) / "calibration.md"
     if args.report_only:
         recorded = json.loads(args.out.with_suffix(".json").read_text())
         write_report(recorded["runs"], recorded["machine"], args.out)

@@ -38,6 +38,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 from machine import describe as describe_machine  # noqa: E402  (bench/machine.py)
 
 import course_config  # noqa: E402
+from autograder import release  # noqa: E402
 from autograder.release import runnable_solution  # noqa: E402
 
 ASSIGNMENT = course_config.MNIST_CNN
@@ -62,24 +63,28 @@ def nbgrader(course: Path, *args: str) -> None:
         raise RuntimeError(f"nbgrader {' '.join(args)} failed:\n{res.stdout}{res.stderr}")
 
 
-def make_course(course: Path) -> None:
-    """An nbgrader course whose source notebook has the quick profile's parameters."""
+def make_course(course: Path, parameters: dict) -> None:
+    """An nbgrader course whose source notebook has ``parameters`` (the quick profile's)."""
     import nbformat
 
     name = ASSIGNMENT.name
-    shutil.copytree(course_config.COURSE_DIR / "source" / name, course / "source" / name)
+    shutil.copytree(course_config.COURSE_DIR / "source" / name, course / "source" / name,
+                    ignore=shutil.ignore_patterns(*release.IGNORED))
+    for helper in release.helper_files(ASSIGNMENT):  # the helpers as released (source/ need not hold them)
+        (course / "source" / name / helper).parent.mkdir(parents=True, exist_ok=True)
+        shutil.copyfile(course_config.COURSE_DIR / "release" / name / helper, course / "source" / name / helper)
     (course / "nbgrader_config.py").write_text(NBGRADER_CONFIG)
     path = course / "source" / name / ASSIGNMENT.notebook
     nb = nbformat.read(path, as_version=4)
     params = next(c for c in nb.cells if "parameters" in c.metadata.get("tags", []))
-    for var, value in ASSIGNMENT.parameters["quick"].items():
+    for var, value in parameters.items():
         lines = [f"{var} = {value!r}" if line.startswith(f"{var} = ") else line for line in params.source.splitlines()]
         params.source = "\n".join(lines)
     nbformat.write(nb, path)
     nbgrader(course, "generate_assignment", name, "--force")
 
 
-def make_class(course: Path, n_valid: int) -> list[str]:
+def make_class(course: Path, n_valid: int, broken: dict) -> list[str]:
     """Write ``submitted/<student>/mnist_cnn/`` for every student; return their names."""
     import nbformat
 
@@ -94,7 +99,7 @@ def make_class(course: Path, n_valid: int) -> list[str]:
         cell.source = f"keras.utils.set_random_seed({1000 + k})  # this student's own seed\n" + cell.source
         nbformat.write(nb, dst / ASSIGNMENT.notebook)
         students.append(student)
-    for student, edit in BROKEN.items():
+    for student, edit in broken.items():
         dst = course / "submitted" / student / name
         base = "release" if edit is None else "solutions"
         shutil.copytree(course_config.COURSE_DIR / base / name, dst)
@@ -128,15 +133,22 @@ def main(argv=None) -> int:
     parser.add_argument("--workers", type=int, help="our grader's workers (default: its own default, the cores)")
     parser.add_argument("--out", type=Path, default=DOCS / "grading_throughput.md")
     parser.add_argument("--keep", type=Path, help="keep the scratch course here (default: a temporary folder)")
+    parser.add_argument("--smoke", action="store_true",
+                        help="a check that it runs: one valid student trained 1 epoch, one broken; the report stays in the scratch folder")
     args = parser.parse_args(argv)
 
     scratch = args.keep or Path(tempfile.mkdtemp(prefix="throughput-"))
+    if args.smoke:
+        args.students, args.out = 1, scratch / "grading_throughput.md"
     course = scratch / "course"
     print(f"scratch folder: {scratch}", flush=True)
-    make_course(course)
-    students = make_class(course, args.students)
+    parameters, broken = dict(ASSIGNMENT.parameters["quick"]), BROKEN
+    if args.smoke:  # one epoch, and the broken submission that fails at once
+        parameters["EPOCHS"], broken = 1, {"broken_typo": BROKEN["broken_typo"]}
+    make_course(course, parameters)
+    students = make_class(course, args.students, broken)
     n = len(students)
-    print(f"{n} students ({args.students} valid, {len(BROKEN)} broken); running nbgrader autograde ...", flush=True)
+    print(f"{n} students ({args.students} valid, {len(broken)} broken); running nbgrader autograde ...", flush=True)
 
     start = time.monotonic()
     nbgrader(course, "autograde", ASSIGNMENT.name, "--force", "--create")
@@ -175,8 +187,8 @@ def main(argv=None) -> int:
         "",
         f"Machine: {describe_machine()}",
         f"Date: {dt.date.today().isoformat()}",
-        f"Class: {n} submissions ({args.students} valid with distinct seeds, {len(BROKEN)} broken: "
-        f"{', '.join(BROKEN)}); {models} saved a model.",
+        f"Class: {n} submissions ({args.students} valid with distinct seeds, {len(broken)} broken: "
+        f"{', '.join(broken)}); {models} saved a model.",
         f"Our grader: {workers_line.strip()}",
         "",
         "| grader | wall s | submissions/min |",

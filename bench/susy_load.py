@@ -81,7 +81,10 @@ def main(argv=None):
     parser.add_argument("--rows", type=int, default=1_000_000)
     parser.add_argument("--plain-only", action="store_true", help="skip the gzip file")
     parser.add_argument("--keep", action="store_true", help="keep the temporary folder")
+    parser.add_argument("--smoke", action="store_true", help="a check that it runs: 5,000 events")
     args = parser.parse_args(argv)
+    if args.smoke:
+        args.rows = 5000
 
     from autograder.datasets import susy_sim
 

@@ -18,6 +18,7 @@ import datetime as dt
 import itertools
 import statistics
 import sys
+import tempfile
 import time
 from pathlib import Path
 
@@ -49,20 +50,25 @@ def main(argv=None) -> int:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--seed", type=int, default=11)
     parser.add_argument("--out", type=Path, default=DOC)
+    parser.add_argument("--smoke", action="store_true",
+                        help="a check that it runs: the current knobs only (one grid point, two seeds); the report goes "
+                        "to a temporary folder")
     args = parser.parse_args(argv)
+    if args.smoke:
+        args.out = Path(tempfile.mkdtemp(prefix="susy-tune-smoke-")) / "susy_sim_tuning.md"
     (Xt, yt), _ = split_real(*load_real())
     real_by_class = {c: Xt[yt == c] for c in (0, 1)}
     current = {k: getattr(susy_sim, k) for k in KNOBS}
     start = time.perf_counter()
     # The noise of the score: the current knobs over three simulation seeds.
-    baseline = [score(real_by_class, args.seed + i) for i in range(3)]
+    baseline = [score(real_by_class, args.seed + i) for i in range(2 if args.smoke else 3)]
     means = [sum(b) / 2 for b in baseline]
     noise = statistics.stdev(means)
     print(f"current knobs {current}: mean two-sample AUC {statistics.mean(means):.4f} (sd {noise:.4f} over seeds)",
           flush=True)
     rows = []
     try:
-        for factors in itertools.product(*(STEPS[k] for k in KNOBS)):
+        for factors in [(1.0,) * len(KNOBS)] if args.smoke else itertools.product(*(STEPS[k] for k in KNOBS)):
             values = {k: current[k] * f for k, f in zip(KNOBS, factors)}
             for k, v in values.items():
                 setattr(susy_sim, k, v)
