@@ -86,7 +86,8 @@ def _start_worker(job: Job) -> None:
     _WORKER.update(job=job, tasks={})
 
 
-def _task_for(assignment: course_config.Assignment, profile: course_config.Profile, tasks: dict):
+def task_for(assignment: course_config.Assignment, profile: course_config.Profile, tasks: dict):
+    """The hidden test data of ``assignment`` under ``profile``, loaded once into ``tasks``."""
     key = (assignment.dataset, assignment.test_sets, profile.name)
     if key not in tasks:
         from autograder.datasets.tasks import load_task
@@ -104,14 +105,10 @@ def write_student_files(result: StudentResult, folder: Path) -> None:
     save_record(result, folder)
 
 
-def grade_one(assignment_name: str, student: str, fp: str, job: Job | None = None, tasks: dict | None = None) -> StudentResult:
-    """Grade one student's submission and commit the result; never raises for a bad submission."""
-    job = job or _WORKER["job"]
-    tasks = _WORKER["tasks"] if tasks is None else tasks
-    assignment = course_config.assignment(assignment_name)
+def grade_folder(assignment: course_config.Assignment, student: str, src: Path, fp: str, job: Job, tasks: dict,
+                 keep_dir: Path, carried_notes: tuple[str, ...] = ()) -> StudentResult:
+    """Grade one student's folder and write their files into ``keep_dir``; never raises for a bad submission."""
     profile = course_config.profile(job.profile)
-    src = job.submitted_dir / student / assignment.name
-    keep_dir = job.out_dir / student / assignment.name
     keep_dir.mkdir(parents=True, exist_ok=True)
     start = time.monotonic()
     if not src.is_dir():
@@ -120,9 +117,10 @@ def grade_one(assignment_name: str, student: str, fp: str, job: Job | None = Non
         from autograder.grading.submission import grade_submission
 
         try:
-            task = _task_for(assignment, profile, tasks)
+            task = task_for(assignment, profile, tasks)
             result = grade_submission(student, src, assignment, task, profile=profile, execute=job.execute,
-                                      backend=job.backend, keep_dir=keep_dir, threads=job.threads)
+                                      backend=job.backend, keep_dir=keep_dir, threads=job.threads,
+                                      carried_notes=carried_notes)
         except Exception as exc:  # a grader bug must not cost anyone else their result
             traceback.print_exc(file=sys.stderr)
             result = failed_result(
@@ -132,6 +130,15 @@ def grade_one(assignment_name: str, student: str, fp: str, job: Job | None = Non
     result.fingerprint = fp
     write_student_files(result, keep_dir)
     return result
+
+
+def grade_one(assignment_name: str, student: str, fp: str, job: Job | None = None, tasks: dict | None = None) -> StudentResult:
+    """Grade one student's submission in ``job.submitted_dir`` and commit the result under ``job.out_dir``."""
+    job = job or _WORKER["job"]
+    tasks = _WORKER["tasks"] if tasks is None else tasks
+    assignment = course_config.assignment(assignment_name)
+    return grade_folder(assignment, student, job.submitted_dir / student / assignment.name, fp, job, tasks,
+                        job.out_dir / student / assignment.name)
 
 
 def _grade_in_worker(assignment: str, student: str, fp: str) -> StudentResult:
@@ -222,7 +229,7 @@ def grade(
     """Grade ``submitted_dir/<student>/<assignment_name>/`` for every student (or ``students``) into ``out_dir``.
 
     Options: ``execute``, ``profile_name``, ``backend``, ``workers`` (default: the number of cores),
-    ``regrade``, ``log`` (see :func:`grade_assignments`).
+    ``regrade``, ``strict``, ``cluster``, ``gpus_per_task``, ``log`` (see :func:`grade_assignments`).
     """
     (report,) = grade_assignments({assignment_name: students}, submitted_dir, out_dir, **options)
     return report
@@ -239,11 +246,15 @@ def grade_assignments(
     workers: int | None = None,
     regrade: bool = False,
     strict: bool | None = None,
+    cluster: str | None = None,
+    gpus_per_task: int = 0,
     log=sys.stderr,
 ) -> list[BatchReport]:
     """Grade several assignments in one pool of workers: ``{assignment: students or None for all}``.
 
-    Submissions are handed to the workers in the order given (assignments, then students).
+    Submissions are handed to the workers in the order given (assignments, then students). ``cluster``
+    (a Dask scheduler's address, or ``local:N``) grades them as Dask tasks instead (:mod:`autograder.cluster`),
+    each asking for ``gpus_per_task`` GPUs.
     ``strict`` (default: course_config.LIMITS.require_kernel_limits) refuses to grade, before anything
     is run, unless the kernel enforces every sandbox limit; otherwise each one it does not is warned about.
     """
@@ -257,7 +268,8 @@ def grade_assignments(
         raise ValueError("--workers must be at least 1")
     backend = backend or sandbox.default_backend()
     weak = sandbox.strict_problems(backend)
-    if weak and (course_config.LIMITS.require_kernel_limits if strict is None else strict):
+    strict = course_config.LIMITS.require_kernel_limits if strict is None else strict
+    if weak and strict:
         raise RuntimeError(
             "strict mode: the kernel does not enforce these sandbox limits here, so nothing was graded:\n  "
             + "\n  ".join(weak)
@@ -268,17 +280,25 @@ def grade_assignments(
     out_dir.mkdir(parents=True, exist_ok=True)
     names = {a.name: discover(submitted_dir, assignments[a.name]) for a in chosen}
     total = sum(len(v) for v in names.values())
-    workers = min(workers or default_workers(), max(1, total))
-    cores = default_workers()
-    job = Job(profile.name, execute, backend, submitted_dir, out_dir,
-              threads=max(1, cores // workers) if workers > 1 else 0)
+    if cluster:
+        from autograder.cluster import DaskExecutor
+
+        executor = DaskExecutor(cluster, gpus_per_task=gpus_per_task, log=log)
+    else:
+        if gpus_per_task:
+            raise ValueError("--gpus-per-task needs --cluster (a Dask cluster whose workers have GPU resources)")
+        executor = LocalPool(min(workers or default_workers(), max(1, total)))
+    workers = executor.workers
+    job = Job(profile.name, execute, backend, submitted_dir, out_dir, threads=executor.threads())
     tasks: dict = {}
     records: dict[str, dict[str, StudentResult]] = {}
     done: dict[str, dict[str, StudentResult]] = {}
     todo: list[tuple[str, str, str]] = []
+    data_of: dict[str, str] = {}
     try:
         for a in chosen:
-            config, data = config_digest(a, profile, execute), _task_for(a, profile, tasks).fingerprint()
+            config, data = config_digest(a, profile, execute), task_for(a, profile, tasks).fingerprint()
+            data_of[a.name] = data
             # Every committed record of this assignment (grades.csv lists them all), then this run's.
             records[a.name] = {r.student: r for r in load_records(out_dir, a.name)}
             done[a.name] = {}
@@ -295,11 +315,13 @@ def grade_assignments(
             print(f"WARNING: {caveat}", file=log, flush=True)
         mode = f"re-executing notebooks, profile {profile.name}" if execute else f"grading saved models, profile {profile.name}"
         skipped = total - len(todo)
+        if todo:
+            executor.check(job, [a for a in chosen if any(name == a.name for name, _, _ in todo)], data_of, strict)
         print(f"grading {', '.join(names)}: {len(todo)} to grade, {skipped} unchanged; {mode}; "
-              f"sandbox {backend}; {workers} worker(s)", file=log, flush=True)
+              f"sandbox {backend}; {executor.describe()}", file=log, flush=True)
         progress = Progress(len(todo), log, "/".join(names))
         try:
-            for result in _run(todo, job, tasks, workers):
+            for result in executor.run(todo, job, tasks):
                 done[result.assignment][result.student] = records[result.assignment][result.student] = result
                 progress.update(result)
                 grades_csv.write(sorted(records[result.assignment].values(), key=lambda r: r.student),
@@ -307,6 +329,7 @@ def grade_assignments(
         finally:
             progress.close()
     finally:
+        executor.close()
         for task in tasks.values():
             task.close()
     wall = time.monotonic() - start
@@ -326,6 +349,33 @@ def grade_assignments(
             print(line, file=log)
         reports.append(report)
     return reports
+
+
+class LocalPool:
+    """The default executor: this process (one worker) or a pool of worker processes on this machine.
+
+    An executor runs the batch's submissions and yields each result once it is committed under the
+    output folder; :mod:`autograder.cluster` has the Dask one (``--cluster``), with the same interface.
+    """
+
+    def __init__(self, workers: int):
+        self.workers = workers
+
+    def describe(self) -> str:
+        return f"{self.workers} worker(s)"
+
+    def threads(self) -> int:
+        """Threads each job's numerical libraries may use (several jobs share this machine's cores)."""
+        return max(1, default_workers() // self.workers) if self.workers > 1 else 0
+
+    def check(self, job: Job, chosen: list, data: dict[str, str], strict: bool) -> None:
+        """Refuse the batch (RuntimeError) if a worker cannot grade it as this process would: nothing to check here."""
+
+    def run(self, todo: list[tuple[str, str, str]], job: Job, tasks: dict):
+        yield from _run(todo, job, tasks, self.workers)
+
+    def close(self) -> None:
+        pass
 
 
 def _run(todo: list[tuple[str, str, str]], job: Job, tasks: dict, workers: int):

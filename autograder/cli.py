@@ -45,6 +45,8 @@ def cmd_grade(args) -> int:
         workers=args.workers,
         regrade=args.regrade,
         strict=True if args.strict else None,
+        cluster=args.cluster,
+        gpus_per_task=args.gpus_per_task,
     )
     if args.audit is not None:
         if args.execute:
@@ -218,6 +220,12 @@ def main(argv: list[str] | None = None) -> int:
                    help="profile the audited notebooks are re-run under (default: %(default)s, sized for a CPU)")
     p.add_argument("--strict", action="store_true",
                    help="refuse to grade unless the kernel enforces every sandbox limit (see `autograder doctor`)")
+    p.add_argument("--cluster", metavar="ADDRESS",
+                   help="grade on the Dask cluster whose scheduler is at ADDRESS (tcp://host:8786), or on local:N, a "
+                        "local Dask cluster of N worker processes (README: On a cluster)")
+    p.add_argument("--gpus-per-task", type=int, default=0, metavar="N",
+                   help="with --cluster: each submission's task asks for N of its worker's GPU resources (for --execute "
+                        "on GPU nodes: start those workers with --resources GPU=<their GPUs>)")
     p.set_defaults(func=cmd_grade)
 
     p = sub.add_parser("gradebook", help="record graded results in an nbgrader gradebook (gradebook.db)")

@@ -86,8 +86,10 @@ def prepare_submission(
     backend: str,
     keep_dir: Path | None = None,
     threads: int = 0,
+    carried_notes: tuple[str, ...] = (),
 ) -> Submission:
-    """Everything the checks need to know about one student's submission."""
+    """Everything the checks need to know about one student's submission (``carried_notes``: what was left
+    out of ``src`` before it got here, e.g. by :func:`autograder.grading.files.pack`)."""
     submission = Submission(student=student, assignment=assignment, profile=profile.name, labels=task.labels)
     caveat = None if execute else task.saved_model_caveat()
     if caveat:
@@ -96,6 +98,7 @@ def prepare_submission(
         submission.more_labels[test_set] = task.labels_of(test_set)
     with sandbox.scratch(limits.disk_limit_mb) as workdir:
         copy_submission(src, workdir, submission.notes, limits.max_submission_mb)
+        submission.notes += carried_notes
         if execute:
             run = execute_notebook(workdir, assignment, task, profile=profile, limits=limits, release_dir=release_dir,
                                    backend=backend, keep_dir=keep_dir, threads=threads)
@@ -224,6 +227,7 @@ def grade_submission(
     threads: int = 0,
     limits: course_config.Limits | None = None,
     release_dir: Path | None = None,
+    carried_notes: tuple[str, ...] = (),
 ) -> StudentResult:
     """Grade ``src`` (one student's folder for ``assignment``) on ``task``'s hidden data.
 
@@ -236,7 +240,7 @@ def grade_submission(
     release_dir = release_dir or course_config.COURSE_DIR / "release" / assignment.name
     submission = prepare_submission(
         student, src, assignment, task, profile=profile, limits=limits, release_dir=release_dir, execute=execute,
-        backend=backend, keep_dir=keep_dir, threads=threads,
+        backend=backend, keep_dir=keep_dir, threads=threads, carried_notes=tuple(carried_notes),
     )
     checks, errors = run_checks(submission)
     extra = {"profile": profile.name, "executed": execute, "sandbox": backend,

@@ -1,0 +1,198 @@
+"""Grading a batch on a Dask cluster (``autograder grade ... --cluster ADDRESS|local:N``).
+
+The batch stays the client's: it finds the submissions, skips what is unchanged, and commits each
+result under the output folder as it comes back, as with the local pool. Only the grading of one
+submission runs on a Dask worker, the same :func:`autograder.batch.grade_folder` the pool runs, with
+every student job in the same sandbox, a child process of the worker (so a student's code that
+crashes, hangs or eats memory never kills the worker).
+
+What travels: each submission as bytes (:func:`autograder.grading.files.pack`, the files the grader
+takes, within the course's size limit: no shared file system is assumed for submissions); back, the
+result and the student's files (results.json, feedback pages, the executed notebook) as bytes. Test
+labels never travel: each worker loads the hidden test data itself, from its own ``COURSE_DATA_DIR``
+(a shared file system, as on a batch cluster), and before anything is graded every worker must show
+the client's kit version (code digest), the same test data (fingerprint) and, in strict mode, a
+sandbox whose limits the kernel enforces. A mismatch refuses the batch, naming the worker.
+
+A worker that dies (killed, node lost) has its task rescheduled by Dask; a submission whose grading
+kills workers again and again (Dask's ``distributed.scheduler.allowed-failures``) gets an internal
+grader error of its own, graded again on the next run, and costs nobody else their result.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import os
+import sys
+import tempfile
+from pathlib import Path
+
+import course_config
+from autograder.results import RECORD_FILE, StudentResult, failed_result
+
+LOCAL_PREFIX = "local:"
+_TASKS: dict = {}  # per worker process: the hidden test data, loaded once per (dataset, test sets, profile)
+
+
+def worker_facts(assignments: list[str], profile_name: str, backend: str | None) -> dict:
+    """On a worker: its kit version, its sandbox and what it does not enforce, its test data's fingerprints."""
+    from autograder import batch, sandbox
+
+    facts = {"kit": batch.kit_version(), "host": os.uname().nodename, "pid": os.getpid(), "data": {}, "problems": {}}
+    try:
+        facts["backend"] = backend or sandbox.default_backend()
+        facts["weak"] = sandbox.strict_problems(facts["backend"])
+    except (RuntimeError, ValueError) as exc:
+        facts["backend"], facts["weak"] = None, [str(exc)]
+    profile = course_config.profile(profile_name)
+    for name in assignments:
+        try:
+            facts["data"][name] = batch.task_for(course_config.assignment(name), profile, _TASKS).fingerprint()
+        except Exception as exc:  # say what the worker could not load, not only that it differs
+            facts["problems"][name] = f"{type(exc).__name__}: {str(exc)[:300]}"
+    return facts
+
+
+def grade_packed(assignment_name: str, student: str, fp: str, packed: bytes, job) -> tuple[dict, dict[str, bytes]]:
+    """On a worker: grade one packed submission; the result and the student's files, as bytes."""
+    from autograder import batch
+    from autograder.grading import files
+
+    assignment = course_config.assignment(assignment_name)
+    if job.threads < 0:  # share this worker's cores between the tasks it runs at once
+        from distributed import get_worker
+
+        job = dataclasses.replace(job, threads=max(1, (os.cpu_count() or 1) // max(1, get_worker().state.nthreads)))
+    with tempfile.TemporaryDirectory(prefix="autograder-cluster-") as tmp:
+        src, keep = Path(tmp) / "submission", Path(tmp) / "out"
+        src.mkdir()
+        try:
+            notes = files.unpack(packed, src, course_config.LIMITS.max_submission_mb)
+        except (ValueError, OSError) as exc:
+            result = failed_result(student, assignment, f"the submission could not be unpacked on the grader ({exc})")
+            result.fingerprint = fp
+            batch.write_student_files(result, keep)
+        else:
+            result = batch.grade_folder(assignment, student, src, fp, job, _TASKS, keep, tuple(notes))
+        back = {str(p.relative_to(keep)): p.read_bytes() for p in sorted(keep.rglob("*")) if p.is_file()}
+    return result.to_dict(), back
+
+
+def commit(result: dict, back: dict[str, bytes], folder: Path) -> StudentResult:
+    """On the client: write a student's files that came back, the record that says they are complete last."""
+    folder = folder.resolve()
+    folder.mkdir(parents=True, exist_ok=True)
+    for rel in sorted(back, key=lambda r: r == RECORD_FILE):
+        target = (folder / rel).resolve()
+        if folder not in target.parents:
+            raise ValueError(f"a worker sent back {rel!r}, outside the student's folder")
+        target.parent.mkdir(parents=True, exist_ok=True)
+        tmp = target.with_name(f".{target.name}.part")
+        tmp.write_bytes(back[rel])
+        os.replace(tmp, target)
+    if RECORD_FILE not in back:
+        raise ValueError("a worker sent back a result without its record")
+    return StudentResult.from_dict(result)
+
+
+class DaskExecutor:
+    """Runs the batch's submissions as Dask tasks, on the scheduler at ``address`` or on ``local:N`` processes."""
+
+    def __init__(self, address: str, *, gpus_per_task: int = 0, log=sys.stderr):
+        from distributed import Client, LocalCluster
+
+        self.address, self.gpus_per_task, self.log = address, gpus_per_task, log
+        self.local = None
+        if address.startswith(LOCAL_PREFIX):
+            n = address[len(LOCAL_PREFIX):]
+            if not n.isdigit() or int(n) < 1:
+                raise ValueError(f"--cluster {address}: give local:N with N >= 1 worker processes")
+            os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")  # the workers inherit this environment
+            # Every scheduler and worker of a local cluster listens on 127.0.0.1 only; no dashboard.
+            self.local = LocalCluster(n_workers=int(n), threads_per_worker=1, processes=True, host="127.0.0.1",
+                                      dashboard_address=None, silence_logs=40,
+                                      resources={"GPU": gpus_per_task} if gpus_per_task else None)
+            self.client = Client(self.local)
+        else:
+            self.client = Client(address, timeout=60)
+        self.workers = max(1, len(self.client.scheduler_info(n_workers=-1)["workers"]))
+
+    def describe(self) -> str:
+        where = f"a local Dask cluster of {self.workers} worker process(es)" if self.local else (
+            f"Dask cluster {self.address} ({self.workers} worker(s))")
+        return where + (f", {self.gpus_per_task} GPU(s) a task" if self.gpus_per_task else "")
+
+    def threads(self) -> int:
+        return -1  # each worker shares its own cores between its tasks (see grade_packed)
+
+    def check(self, job, chosen: list, data: dict[str, str], strict: bool) -> None:
+        """Refuse the batch unless every worker has this kit, this test data and, in strict mode, kernel limits."""
+        from autograder import batch
+
+        names = [a.name for a in chosen]
+        facts = self.client.run(worker_facts, names, job.profile, None)
+        if not facts:
+            raise RuntimeError(f"the Dask cluster at {self.address} has no workers")
+        kit, problems = batch.kit_version(), []
+        for worker, f in sorted(facts.items()):
+            who = f"worker {worker} (host {f['host']}, pid {f['pid']})"
+            if f["kit"] != kit:
+                problems.append(f"{who} runs kit {f['kit']}, this grader {kit}: install the same kit on every worker")
+            for name in names:
+                if name in f["problems"]:
+                    problems.append(f"{who} cannot load {name}'s test data: {f['problems'][name]} (set COURSE_DATA_DIR "
+                                    "on the worker to a folder with the course's data)")
+                elif f["data"].get(name) != data[name]:
+                    problems.append(f"{who} has other test data for {name} (fingerprint {f['data'].get(name)}, this "
+                                    f"grader {data[name]}): its COURSE_DATA_DIR holds other files")
+            if f["backend"] is None or (strict and f["weak"]):
+                problems.append(f"{who}: the kernel does not enforce these sandbox limits there: " + "; ".join(f["weak"]))
+        if problems:
+            raise RuntimeError("the cluster's workers cannot grade this batch as this grader would, so nothing was "
+                               "graded:\n  " + "\n  ".join(problems))
+
+    def run(self, todo: list[tuple[str, str, str]], job, tasks: dict):
+        """Submit every submission as a task; yield each result once committed by this process."""
+        from distributed import as_completed
+
+        from autograder import batch
+        from autograder.grading import files
+
+        if not todo:
+            return
+        remote_job = dataclasses.replace(job, backend=None)  # each worker uses its own best sandbox
+        resources = {"GPU": self.gpus_per_task} if self.gpus_per_task else None
+        futures = {}
+        for assignment, student, fp in todo:
+            src = job.submitted_dir / student / assignment
+            if not src.is_dir():  # nothing to send: the client says so itself
+                result = failed_result(student, course_config.assignment(assignment),
+                                       f"no submission found at {student}/{assignment}/")
+                result.fingerprint = fp
+                batch.write_student_files(result, job.out_dir / student / assignment)
+                yield result
+                continue
+            packed = files.pack(src, course_config.LIMITS.max_submission_mb)
+            future = self.client.submit(grade_packed, assignment, student, fp, packed, remote_job, pure=False,
+                                        key=f"grade-{assignment}-{student}-{fp[-16:]}", resources=resources)
+            futures[future] = (assignment, student, fp)
+        for future in as_completed(list(futures)):
+            assignment, student, fp = futures.pop(future)
+            folder = job.out_dir / student / assignment
+            try:
+                result, back = future.result()
+                yield commit(result, back, folder)
+            except Exception as exc:  # KilledWorker after Dask's allowed failures, a lost connection, ...
+                name = type(exc).__name__
+                why = ("the grading worker died again and again while grading this submission" if name == "KilledWorker"
+                       else f"the cluster could not grade this submission ({name}: {str(exc)[:200]})")
+                result = failed_result(student, course_config.assignment(assignment),
+                                       f"internal grader error: {why}; tell your instructor", internal=True)
+                result.fingerprint = fp
+                batch.write_student_files(result, folder)  # retried next run
+                yield result
+
+    def close(self) -> None:
+        self.client.close()
+        if self.local is not None:
+            self.local.close()
