@@ -18,7 +18,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 import course_config
-from autograder import batch
+from autograder import batch, worker
 from autograder.exporters import grades_csv, summary
 from autograder.exporters.feedback_md import escape
 from autograder.results import StudentResult, atomic_write, load_records
@@ -106,7 +106,7 @@ def audit(assignment_name: str, submitted_dir: Path, out_dir: Path, results: lis
         rows.append(row)
         record = by_student[student]
         record.flags = [f for f in record.flags if not f.get("reason", "").startswith(FLAG_PREFIX)] + row.flags
-        batch.write_student_files(record, Path(out_dir) / student / a.name)
+        worker.write_student_files(record, Path(out_dir) / student / a.name)
     everyone = sorted(load_records(out_dir, a.name), key=lambda r: r.student)
     grades_csv.write(everyone, Path(out_dir) / grades_csv.GRADES_FILE)
     summary.write(everyone, a.name, out_dir)

@@ -15,36 +15,18 @@ import hashlib
 import os
 import sys
 import time
-import traceback
 from concurrent.futures import ProcessPoolExecutor, as_completed
 from concurrent.futures.process import BrokenProcessPool
 from dataclasses import dataclass, field
-from functools import lru_cache
 from multiprocessing import get_context
 from pathlib import Path
 
 import course_config
 from autograder import sandbox
-from autograder.exporters import feedback_html, feedback_md, grades_csv, summary
-from autograder.exporters import gradescope as gradescope_export
+from autograder.exporters import grades_csv, summary
 from autograder.grading import files
-from autograder.results import StudentResult, failed_result, load_records, save_record
-
-KIT_DIR = Path(__file__).resolve().parent
-
-
-# ------------------------------------------------------------------------------------------------
-# What was graded
-# ------------------------------------------------------------------------------------------------
-@lru_cache(maxsize=1)
-def kit_version() -> str:
-    """The kit's version and a digest of its code: a changed grader regrades everything."""
-    from autograder import __version__
-
-    h = hashlib.sha256(__version__.encode())
-    for path in sorted(KIT_DIR.rglob("*.py")):
-        h.update(str(path.relative_to(KIT_DIR)).encode() + b"\0" + path.read_bytes())
-    return f"{__version__}+{h.hexdigest()[:12]}"
+from autograder.results import StudentResult, failed_result, load_records
+from autograder.worker import Job, default_workers, grade_folder, kit_version, task_for, write_student_files
 
 
 def config_digest(assignment: course_config.Assignment, profile: course_config.Profile, execute: bool) -> str:
@@ -61,20 +43,8 @@ def fingerprint(src: Path, config: str, data: str) -> str:
 
 
 # ------------------------------------------------------------------------------------------------
-# One submission in a worker
+# One submission in a local worker process
 # ------------------------------------------------------------------------------------------------
-@dataclass
-class Job:
-    """How a worker grades: the profile and mode, the sandbox, the folders."""
-
-    profile: str
-    execute: bool
-    backend: str
-    submitted_dir: Path
-    out_dir: Path
-    threads: int = 0
-
-
 _WORKER: dict = {}
 
 
@@ -84,52 +54,6 @@ def _start_worker(job: Job) -> None:
     os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
     _WORKER.clear()
     _WORKER.update(job=job, tasks={})
-
-
-def task_for(assignment: course_config.Assignment, profile: course_config.Profile, tasks: dict):
-    """The hidden test data of ``assignment`` under ``profile``, loaded once into ``tasks``."""
-    key = (assignment.dataset, assignment.test_sets, profile.name)
-    if key not in tasks:
-        from autograder.datasets.tasks import load_task
-
-        tasks[key] = load_task(assignment, profile)
-    return tasks[key]
-
-
-def write_student_files(result: StudentResult, folder: Path) -> None:
-    """The student's files (results.json, feedback pages), then the record that says they are complete."""
-    folder.mkdir(parents=True, exist_ok=True)
-    gradescope_export.write(result, folder)
-    feedback_md.write(result, folder)
-    feedback_html.write(result.to_dict(), folder)
-    save_record(result, folder)
-
-
-def grade_folder(assignment: course_config.Assignment, student: str, src: Path, fp: str, job: Job, tasks: dict,
-                 keep_dir: Path, carried_notes: tuple[str, ...] = ()) -> StudentResult:
-    """Grade one student's folder and write their files into ``keep_dir``; never raises for a bad submission."""
-    profile = course_config.profile(job.profile)
-    keep_dir.mkdir(parents=True, exist_ok=True)
-    start = time.monotonic()
-    if not src.is_dir():
-        result = failed_result(student, assignment, f"no submission found at {student}/{assignment.name}/")
-    else:
-        from autograder.grading.submission import grade_submission
-
-        try:
-            task = task_for(assignment, profile, tasks)
-            result = grade_submission(student, src, assignment, task, profile=profile, execute=job.execute,
-                                      backend=job.backend, keep_dir=keep_dir, threads=job.threads,
-                                      carried_notes=carried_notes)
-        except Exception as exc:  # a grader bug must not cost anyone else their result
-            traceback.print_exc(file=sys.stderr)
-            result = failed_result(
-                student, assignment, f"internal grader error ({type(exc).__name__}: {exc}); tell your instructor",
-                time.monotonic() - start, internal=True,
-            )
-    result.fingerprint = fp
-    write_student_files(result, keep_dir)
-    return result
 
 
 def grade_one(assignment_name: str, student: str, fp: str, job: Job | None = None, tasks: dict | None = None) -> StudentResult:
@@ -212,10 +136,6 @@ class Progress:
     def close(self) -> None:
         if self.bar is not None:
             self.bar.close()
-
-
-def default_workers() -> int:
-    return max(1, len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else (os.cpu_count() or 1))
 
 
 def grade(

@@ -147,8 +147,8 @@ def cmd_demo(args) -> int:
 
 def cmd_doctor(args) -> int:
     from autograder import sandbox
-    from autograder.batch import default_workers
     from autograder.course_data import DataError, load_mnist, mnist_candidates
+    from autograder.worker import default_workers
 
     print(f"course folder: {course_config.COURSE_DIR}")
     print(f"grading workers by default: {default_workers()} (the cores this process may use)")

@@ -2,7 +2,7 @@
 
 The batch stays the client's: it finds the submissions, skips what is unchanged, and commits each
 result under the output folder as it comes back, as with the local pool. Only the grading of one
-submission runs on a Dask worker, the same :func:`autograder.batch.grade_folder` the pool runs, with
+submission runs on a Dask worker, the same :func:`autograder.worker.grade_folder` the pool runs, with
 every student job in the same sandbox, a child process of the worker (so a student's code that
 crashes, hangs or eats memory never kills the worker).
 
@@ -36,9 +36,9 @@ _TASKS: dict = {}  # per worker process: the hidden test data, loaded once per (
 
 def worker_facts(assignments: list[str], profile_name: str, backend: str | None) -> dict:
     """On a worker: its kit version, its sandbox and what it does not enforce, its test data's fingerprints."""
-    from autograder import batch, sandbox
+    from autograder import sandbox, worker
 
-    facts = {"kit": batch.kit_version(), "host": os.uname().nodename, "pid": os.getpid(), "data": {}, "problems": {}}
+    facts = {"kit": worker.kit_version(), "host": os.uname().nodename, "pid": os.getpid(), "data": {}, "problems": {}}
     try:
         facts["backend"] = backend or sandbox.default_backend()
         facts["weak"] = sandbox.strict_problems(facts["backend"])
@@ -47,7 +47,7 @@ def worker_facts(assignments: list[str], profile_name: str, backend: str | None)
     profile = course_config.profile(profile_name)
     for name in assignments:
         try:
-            facts["data"][name] = batch.task_for(course_config.assignment(name), profile, _TASKS).fingerprint()
+            facts["data"][name] = worker.task_for(course_config.assignment(name), profile, _TASKS).fingerprint()
         except Exception as exc:  # say what the worker could not load, not only that it differs
             facts["problems"][name] = f"{type(exc).__name__}: {str(exc)[:300]}"
     return facts
@@ -55,7 +55,7 @@ def worker_facts(assignments: list[str], profile_name: str, backend: str | None)
 
 def grade_packed(assignment_name: str, student: str, fp: str, packed: bytes, job) -> tuple[dict, dict[str, bytes]]:
     """On a worker: grade one packed submission; the result and the student's files, as bytes."""
-    from autograder import batch
+    from autograder import worker
     from autograder.grading import files
 
     assignment = course_config.assignment(assignment_name)
@@ -71,9 +71,9 @@ def grade_packed(assignment_name: str, student: str, fp: str, packed: bytes, job
         except (ValueError, OSError) as exc:
             result = failed_result(student, assignment, f"the submission could not be unpacked on the grader ({exc})")
             result.fingerprint = fp
-            batch.write_student_files(result, keep)
+            worker.write_student_files(result, keep)
         else:
-            result = batch.grade_folder(assignment, student, src, fp, job, _TASKS, keep, tuple(notes))
+            result = worker.grade_folder(assignment, student, src, fp, job, _TASKS, keep, tuple(notes))
         back = {str(p.relative_to(keep)): p.read_bytes() for p in sorted(keep.rglob("*")) if p.is_file()}
     return result.to_dict(), back
 
@@ -123,17 +123,21 @@ class DaskExecutor:
         return where + (f", {self.gpus_per_task} GPU(s) a task" if self.gpus_per_task else "")
 
     def threads(self) -> int:
-        return -1  # each worker shares its own cores between its tasks (see grade_packed)
+        """Threads a job's numerical libraries may use: this machine's cores shared by the local workers, or
+        (-1) each remote worker's cores shared between the tasks it runs at once (see :func:`grade_packed`)."""
+        from autograder.worker import default_workers
+
+        return max(1, default_workers() // self.workers) if self.local else -1
 
     def check(self, job, chosen: list, data: dict[str, str], strict: bool) -> None:
         """Refuse the batch unless every worker has this kit, this test data and, in strict mode, kernel limits."""
-        from autograder import batch
+        from autograder.worker import kit_version
 
         names = [a.name for a in chosen]
         facts = self.client.run(worker_facts, names, job.profile, None)
         if not facts:
             raise RuntimeError(f"the Dask cluster at {self.address} has no workers")
-        kit, problems = batch.kit_version(), []
+        kit, problems = kit_version(), []
         for worker, f in sorted(facts.items()):
             who = f"worker {worker} (host {f['host']}, pid {f['pid']})"
             if f["kit"] != kit:
@@ -152,36 +156,45 @@ class DaskExecutor:
                                "graded:\n  " + "\n  ".join(problems))
 
     def run(self, todo: list[tuple[str, str, str]], job, tasks: dict):
-        """Submit every submission as a task; yield each result once committed by this process."""
+        """Submit the submissions as tasks, a window at a time; yield each result once committed by this process."""
         from distributed import as_completed
 
-        from autograder import batch
         from autograder.grading import files
+        from autograder.worker import write_student_files
 
         if not todo:
             return
         remote_job = dataclasses.replace(job, backend=None)  # each worker uses its own best sandbox
         resources = {"GPU": self.gpus_per_task} if self.gpus_per_task else None
-        futures = {}
-        for assignment, student, fp in todo:
-            src = job.submitted_dir / student / assignment
-            if not src.is_dir():  # nothing to send: the client says so itself
-                result = failed_result(student, course_config.assignment(assignment),
-                                       f"no submission found at {student}/{assignment}/")
-                result.fingerprint = fp
-                batch.write_student_files(result, job.out_dir / student / assignment)
-                yield result
-                continue
-            packed = files.pack(src, course_config.LIMITS.max_submission_mb)
-            future = self.client.submit(grade_packed, assignment, student, fp, packed, remote_job, pure=False,
-                                        key=f"grade-{assignment}-{student}-{fp[-16:]}", resources=resources)
-            futures[future] = (assignment, student, fp)
-        for future in as_completed(list(futures)):
+        pending = list(todo)
+        futures: dict = {}
+        running = as_completed()
+        window = 4 * self.workers  # submissions packed and in flight at once (the client holds their bytes)
+
+        def submit_more():
+            while pending and len(futures) < window:
+                assignment, student, fp = pending.pop(0)
+                src = job.submitted_dir / student / assignment
+                if not src.is_dir():  # nothing to send: the client says so itself
+                    result = failed_result(student, course_config.assignment(assignment),
+                                           f"no submission found at {student}/{assignment}/")
+                    result.fingerprint = fp
+                    write_student_files(result, job.out_dir / student / assignment)
+                    yield result
+                    continue
+                packed = files.pack(src, course_config.LIMITS.max_submission_mb)
+                future = self.client.submit(grade_packed, assignment, student, fp, packed, remote_job, pure=False,
+                                            key=f"grade-{assignment}-{student}-{fp[-16:]}", resources=resources)
+                futures[future] = (assignment, student, fp)
+                running.add(future)
+
+        yield from submit_more()
+        for future in running:
             assignment, student, fp = futures.pop(future)
             folder = job.out_dir / student / assignment
             try:
                 result, back = future.result()
-                yield commit(result, back, folder)
+                result = commit(result, back, folder)
             except Exception as exc:  # KilledWorker after Dask's allowed failures, a lost connection, ...
                 name = type(exc).__name__
                 why = ("the grading worker died again and again while grading this submission" if name == "KilledWorker"
@@ -189,8 +202,10 @@ class DaskExecutor:
                 result = failed_result(student, course_config.assignment(assignment),
                                        f"internal grader error: {why}; tell your instructor", internal=True)
                 result.fingerprint = fp
-                batch.write_student_files(result, folder)  # retried next run
-                yield result
+                write_student_files(result, folder)  # retried next run
+            future.release()
+            yield result
+            yield from submit_more()
 
     def close(self) -> None:
         self.client.close()

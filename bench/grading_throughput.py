@@ -157,24 +157,34 @@ def main(argv=None) -> int:
 
     ours_in = scratch / "submitted"
     models = our_layout(course, students, ours_in)
-    argv_ours = [sys.executable, "-m", "autograder", "grade", ASSIGNMENT.name, str(ours_in),
-                 "--out", str(scratch / "graded"), "--profile", "quick"]
-    if args.workers:
-        argv_ours += ["--workers", str(args.workers)]
-    start = time.monotonic()
-    res = subprocess.run(argv_ours, capture_output=True, text=True)
-    ours_s = time.monotonic() - start
-    if res.returncode != 0:
-        raise RuntimeError(f"autograder grade failed:\n{res.stderr}")
+    def ours(out: str, *extra: str) -> tuple[float, subprocess.CompletedProcess]:
+        """Our grader on the class, the whole command timed (a fresh output folder: everything is graded)."""
+        argv = [sys.executable, "-m", "autograder", "grade", ASSIGNMENT.name, str(ours_in), "--out", str(scratch / out),
+                "--profile", "quick", *extra]
+        start = time.monotonic()
+        res = subprocess.run(argv, capture_output=True, text=True)
+        seconds = time.monotonic() - start
+        if res.returncode != 0:
+            raise RuntimeError(f"autograder grade {' '.join(extra)} failed:\n{res.stderr}")
+        return seconds, res
+
+    ours_s, res = ours("graded", *(["--workers", str(args.workers)] if args.workers else []))
     workers_line = next((line for line in res.stderr.splitlines() if "worker(s)" in line), "")
     print(res.stdout)
     print(f"our grader: {n} submissions ({models} with a saved model) in {ours_s:.1f} s", flush=True)
+    # The same class on a local Dask cluster (--cluster local:N): what the cluster path costs where it is not needed.
+    cluster_s = {k: ours(f"graded-cluster-{k}", "--cluster", f"local:{k}")[0] for k in (1, 2)}
 
     ours_rate, nbgrader_rate = 60 * n / ours_s, 60 * n / nbgrader_s
+    cluster_rate = {k: 60 * n / s for k, s in cluster_s.items()}
     ratio = ours_rate / nbgrader_rate
     print(f"\nour grader      {ours_rate:7.1f} submissions/min")
     print(f"nbgrader        {nbgrader_rate:7.1f} submissions/min")
     print(f"ratio           {ratio:7.1f}x")
+    print(f"cluster local:2: {cluster_rate[2]:.1f} submissions/min, {cluster_rate[2] / ours_rate:.2f} of the pool's rate "
+          "(goal >= 0.9)")
+    print(f"cluster local:1 -> local:2: {cluster_rate[1]:.1f} -> {cluster_rate[2]:.1f} submissions/min, "
+          f"{cluster_rate[2] / cluster_rate[1]:.2f}x with the second worker")
 
     lines = [
         "# Grading throughput: saved models against `nbgrader autograde`",
@@ -195,8 +205,12 @@ def main(argv=None) -> int:
         "|---|---|---|",
         f"| nbgrader autograde | {nbgrader_s:.1f} | {nbgrader_rate:.1f} |",
         f"| autograder grade (saved models) | {ours_s:.1f} | {ours_rate:.1f} |",
+        f"| autograder grade --cluster local:1 | {cluster_s[1]:.1f} | {cluster_rate[1]:.1f} |",
+        f"| autograder grade --cluster local:2 | {cluster_s[2]:.1f} | {cluster_rate[2]:.1f} |",
         "",
-        f"Ratio: {ratio:.1f}x.",
+        f"Ratio: {ratio:.1f}x. The Dask path (`--cluster local:2`, a local cluster of two worker processes started",
+        f"by the command, each loading the test data itself) runs at {cluster_rate[2] / ours_rate:.2f} of the local "
+        f"pool's rate (goal >= 0.9); from one Dask worker to two the rate grows {cluster_rate[2] / cluster_rate[1]:.2f}x.",
     ]
     args.out.parent.mkdir(parents=True, exist_ok=True)
     args.out.write_text("\n".join(lines) + "\n")

@@ -13,7 +13,7 @@ from pathlib import Path
 import pytest
 
 import course_config
-from autograder import batch
+from autograder import batch, worker
 from autograder.results import RECORD_FILE, load_records
 from tests.helpers import make_submission, train_dense
 
@@ -109,7 +109,7 @@ def test_fingerprint_follows_content_config_profile_and_kit(tmp_path):
     assert batch.config_digest(A, course_config.profile("full"), False) != cfg
     assert batch.config_digest(A, course_config.profile("quick"), True) != cfg
     assert batch.config_digest(course_config.MNIST_CNN, course_config.profile("quick"), False) != cfg
-    assert batch.kit_version() in fp
+    assert worker.kit_version() in fp
 
 
 def test_summary_and_grades_csv_are_rebuilt_from_the_records(klass, tmp_path):

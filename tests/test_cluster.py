@@ -17,7 +17,7 @@ from pathlib import Path
 import pytest
 
 import course_config
-from autograder import batch
+from autograder import batch, worker
 from autograder.results import RECORD_FILE
 from tests.helpers import make_submission, train_dense
 from tests.test_batch import comparable
@@ -135,7 +135,7 @@ def test_a_worker_with_another_kit_or_other_data_is_refused(klass, scheduler, tm
         stop(workers)
     message = str(refused.value)
     assert "nothing was graded" in message
-    assert f"runs kit {batch.kit_version()}" not in message and "install the same kit on every worker" in message
+    assert f"runs kit {worker.kit_version()}" not in message and "install the same kit on every worker" in message
     assert "cannot load mnist_dense's test data" in message and "set COURSE_DATA_DIR on the worker" in message
     assert message.count("worker tcp://127.0.0.1:") == 2  # each named
     assert not list(out.glob(f"*/{A.name}/{RECORD_FILE}"))
@@ -232,3 +232,44 @@ def test_readme_job_scripts(example):
     lines = made.splitlines()
     for line in script.strip().splitlines():
         assert line in lines, f"the README's job script says {line!r}; dask-jobqueue makes:\n{made}"
+
+
+@pytest.mark.slow
+def test_a_submission_that_keeps_killing_workers_costs_only_its_own_result(klass, pool_results, tmp_path):
+    """With Dask allowing no failures, a task on a killed worker is given up: that student gets a clear internal
+    error (graded again on the next run), everyone else their result."""
+    import dask
+    from distributed import Client, LocalCluster
+
+    with dask.config.set({"distributed.scheduler.allowed-failures": 0}):
+        cluster = LocalCluster(n_workers=0, host="127.0.0.1", dashboard_address=None, silence_logs=40)
+    workers = [start_worker(cluster.scheduler_address, ROOT) for _ in range(2)]
+    out = tmp_path / "out"
+    try:
+        wait_for_workers(cluster, 2)
+        outcome = {}
+        thread = threading.Thread(target=lambda: outcome.update(report=batch.grade(
+            A.name, klass, out, profile_name="quick", cluster=cluster.scheduler_address)))
+        thread.start()
+        deadline = time.monotonic() + 300
+        with Client(cluster.scheduler_address) as client:
+            while time.monotonic() < deadline and not any(client.processing().values()):
+                time.sleep(0.02)
+            busy = next(w for w, keys in client.processing().items() if keys)
+            os.kill(client.run(os.getpid, workers=[busy])[busy], signal.SIGKILL)  # a worker mid-task
+        thread.join(timeout=600)
+        assert not thread.is_alive()
+        report = outcome["report"]
+        lost = report.internal_errors
+        assert lost, "the killed worker's task should have been given up"
+        for r in report.results:
+            if r.student in lost:
+                assert "the grading worker died again and again while grading this submission" in r.output
+            else:
+                assert comparable(r) == pool_results[1][r.student]
+        again = batch.grade(A.name, klass, out, profile_name="quick", cluster=cluster.scheduler_address)
+        assert sorted(again.graded) == sorted(lost)
+        assert records(out) == pool_results[1]
+    finally:
+        stop(workers)
+        cluster.close()

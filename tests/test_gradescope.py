@@ -163,8 +163,8 @@ def nobody_python():
 # The bundle
 # ------------------------------------------------------------------------------------------------
 def test_bundle_layout(bundles, tmp_path):
-    from autograder.batch import kit_version
     from autograder.course_data import mnist_candidates
+    from autograder.worker import kit_version
 
     path = bundles("quick")
     with zipfile.ZipFile(path) as zf:

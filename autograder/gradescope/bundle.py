@@ -180,7 +180,7 @@ def _add_file(zf: zipfile.ZipFile, name: str, path: Path, mode: int) -> None:
 def build(assignment_name: str, out: Path, *, profile_name: str = course_config.DEFAULT_PROFILE,
           execute: bool = False) -> Path:
     """Write the Gradescope autograder zip for ``assignment_name`` to ``out``; return its path."""
-    from autograder.batch import kit_version
+    from autograder.worker import kit_version
 
     assignment = course_config.assignment(assignment_name)
     profile = course_config.profile(profile_name)

@@ -97,7 +97,7 @@ def read_bundle(source: Path) -> dict:
 def check_kit(source: Path, bundle: dict) -> str:
     """The running kit's version; RuntimeError unless it is the bundle's own (``source/kit``)."""
     import course_config
-    from autograder.batch import kit_version
+    from autograder.worker import kit_version
 
     kit = (source / "kit").resolve()
     if Path(course_config.COURSE_DIR).resolve() != kit:

@@ -1,0 +1,99 @@
+"""One submission in a worker process, wherever the worker runs (the local pool, a Dask worker).
+
+What a worker needs: how to grade (:class:`Job`), the hidden test data it loads once (:func:`task_for`),
+grading one student's folder and writing their files (:func:`grade_folder`), and the kit version it
+must share with the client (:func:`kit_version`). :mod:`autograder.batch` and :mod:`autograder.cluster`
+both hand submissions to it.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import os
+import sys
+import time
+import traceback
+from dataclasses import dataclass
+from functools import lru_cache
+from pathlib import Path
+
+import course_config
+from autograder.exporters import feedback_html, feedback_md
+from autograder.exporters import gradescope as gradescope_export
+from autograder.results import StudentResult, failed_result, save_record
+
+KIT_DIR = Path(__file__).resolve().parent
+
+
+@lru_cache(maxsize=1)
+def kit_version() -> str:
+    """The kit's version and a digest of its code: a changed grader regrades everything."""
+    from autograder import __version__
+
+    h = hashlib.sha256(__version__.encode())
+    for path in sorted(KIT_DIR.rglob("*.py")):
+        h.update(str(path.relative_to(KIT_DIR)).encode() + b"\0" + path.read_bytes())
+    return f"{__version__}+{h.hexdigest()[:12]}"
+
+
+@dataclass
+class Job:
+    """How a worker grades: the profile and mode, the sandbox, the folders."""
+
+    profile: str
+    execute: bool
+    backend: str
+    submitted_dir: Path
+    out_dir: Path
+    threads: int = 0
+
+
+def default_workers() -> int:
+    """The cores this process may use: the default number of local workers."""
+    return max(1, len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else (os.cpu_count() or 1))
+
+
+def task_for(assignment: course_config.Assignment, profile: course_config.Profile, tasks: dict):
+    """The hidden test data of ``assignment`` under ``profile``, loaded once into ``tasks``."""
+    key = (assignment.dataset, assignment.test_sets, profile.name)
+    if key not in tasks:
+        from autograder.datasets.tasks import load_task
+
+        tasks[key] = load_task(assignment, profile)
+    return tasks[key]
+
+
+def write_student_files(result: StudentResult, folder: Path) -> None:
+    """The student's files (results.json, feedback pages), then the record that says they are complete."""
+    folder.mkdir(parents=True, exist_ok=True)
+    gradescope_export.write(result, folder)
+    feedback_md.write(result, folder)
+    feedback_html.write(result.to_dict(), folder)
+    save_record(result, folder)
+
+
+def grade_folder(assignment: course_config.Assignment, student: str, src: Path, fp: str, job: Job, tasks: dict,
+                 keep_dir: Path, carried_notes: tuple[str, ...] = ()) -> StudentResult:
+    """Grade one student's folder and write their files into ``keep_dir``; never raises for a bad submission."""
+    profile = course_config.profile(job.profile)
+    keep_dir.mkdir(parents=True, exist_ok=True)
+    start = time.monotonic()
+    if not src.is_dir():
+        result = failed_result(student, assignment, f"no submission found at {student}/{assignment.name}/")
+    else:
+        from autograder.grading.submission import grade_submission
+
+        try:
+            task = task_for(assignment, profile, tasks)
+            result = grade_submission(student, src, assignment, task, profile=profile, execute=job.execute,
+                                      backend=job.backend, keep_dir=keep_dir, threads=job.threads,
+                                      carried_notes=carried_notes)
+        except Exception as exc:  # a grader bug must not cost anyone else their result
+            traceback.print_exc(file=sys.stderr)
+            result = failed_result(
+                student, assignment, f"internal grader error ({type(exc).__name__}: {exc}); tell your instructor",
+                time.monotonic() - start, internal=True,
+            )
+    result.fingerprint = fp
+    write_student_files(result, keep_dir)
+    return result
