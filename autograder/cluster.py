@@ -160,7 +160,7 @@ class DaskExecutor:
         from distributed import as_completed
 
         from autograder.grading import files
-        from autograder.worker import write_student_files
+        from autograder.worker import grade_folder, write_student_files
 
         if not todo:
             return
@@ -175,12 +175,9 @@ class DaskExecutor:
             while pending and len(futures) < window:
                 assignment, student, fp = pending.pop(0)
                 src = job.submitted_dir / student / assignment
-                if not src.is_dir():  # nothing to send: the client says so itself
-                    result = failed_result(student, course_config.assignment(assignment),
-                                           f"no submission found at {student}/{assignment}/")
-                    result.fingerprint = fp
-                    write_student_files(result, job.out_dir / student / assignment)
-                    yield result
+                if not src.is_dir():  # nothing to send: graded here, as the pool grades a missing folder
+                    yield grade_folder(course_config.assignment(assignment), student, src, fp, job, tasks,
+                                       job.out_dir / student / assignment)
                     continue
                 packed = files.pack(src, course_config.LIMITS.max_submission_mb)
                 future = self.client.submit(grade_packed, assignment, student, fp, packed, remote_job, pure=False,
