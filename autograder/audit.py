@@ -73,8 +73,12 @@ def compare(assignment: course_config.Assignment, profile: str, saved: StudentRe
 
 def audit(assignment_name: str, submitted_dir: Path, out_dir: Path, results: list[StudentResult], *,
           fraction: float, seed: int = 0, profile_name: str = "quick", backend: str | None = None,
-          workers: int | None = None, log=sys.stderr) -> list[AuditRow]:
-    """Audit ``results`` (saved-model grades in ``out_dir``); add flags to their records and exports."""
+          workers: int | None = None, cluster: str | None = None, gpus_per_task: int = 0,
+          log=sys.stderr) -> list[AuditRow]:
+    """Audit ``results`` (saved-model grades in ``out_dir``); add flags to their records and exports.
+
+    ``cluster`` and ``gpus_per_task``: the re-executions run on that Dask cluster, each asking for that
+    many GPUs, as ``autograder grade --cluster`` runs a batch (the saved models' scores, on CPUs there)."""
     a = course_config.assignment(assignment_name)
     if profile_name not in a.audit_gaps:
         raise ValueError(f"{a.name} has no audit gap for profile {profile_name!r} in course_config "
@@ -88,9 +92,9 @@ def audit(assignment_name: str, submitted_dir: Path, out_dir: Path, results: lis
     audit_dir = Path(out_dir) / AUDIT_DIR
     print(f"audit: re-running {len(chosen)} notebook(s) of {len(saved_mode)} (seed {seed}, profile {profile_name})",
           file=log, flush=True)
-    options = {"backend": backend, "workers": workers, "profile_name": profile_name, "log": log}
+    options = {"backend": backend, "workers": workers, "profile_name": profile_name, "cluster": cluster, "log": log}
     (executed,) = batch.grade_assignments({a.name: list(chosen)}, submitted_dir, audit_dir / "executed",
-                                          execute=True, **options)
+                                          execute=True, gpus_per_task=gpus_per_task, **options)
     by_student = {r.student: r for r in results}
     if profile_name == by_student[next(iter(chosen))].extra.get("profile"):
         saved_here = by_student

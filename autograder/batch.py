@@ -197,24 +197,24 @@ def grade_assignments(
         )
     for problem in weak:
         print(f"WARNING: a sandbox limit the kernel does not enforce here: {problem}", file=log, flush=True)
+    if gpus_per_task and not cluster:
+        raise ValueError("--gpus-per-task needs --cluster (a Dask cluster whose workers have GPU resources)")
+    if gpus_per_task and not execute:
+        raise ValueError("--gpus-per-task is for re-running notebooks (--execute, or --audit's re-runs); saved "
+                         "models are graded on CPUs")
+    if cluster:
+        from autograder.cluster import check_address
+
+        check_address(cluster)
     out_dir.mkdir(parents=True, exist_ok=True)
     names = {a.name: discover(submitted_dir, assignments[a.name]) for a in chosen}
     total = sum(len(v) for v in names.values())
-    if cluster:
-        from autograder.cluster import DaskExecutor
-
-        executor = DaskExecutor(cluster, gpus_per_task=gpus_per_task, log=log)
-    else:
-        if gpus_per_task:
-            raise ValueError("--gpus-per-task needs --cluster (a Dask cluster whose workers have GPU resources)")
-        executor = LocalPool(min(workers or default_workers(), max(1, total)))
-    workers = executor.workers
-    job = Job(profile.name, execute, backend, submitted_dir, out_dir, threads=executor.threads())
     tasks: dict = {}
     records: dict[str, dict[str, StudentResult]] = {}
     done: dict[str, dict[str, StudentResult]] = {}
     todo: list[tuple[str, str, str]] = []
     data_of: dict[str, str] = {}
+    executor = None
     try:
         for a in chosen:
             config, data = config_digest(a, profile, execute), task_for(a, profile, tasks).fingerprint()
@@ -230,6 +230,16 @@ def grade_assignments(
                     done[a.name][student] = previous
                 else:
                     todo.append((a.name, student, fp))
+        # Workers are started (and a cluster reached) only when there is something to grade.
+        if cluster and todo:
+            from autograder.cluster import DaskExecutor
+
+            executor = DaskExecutor(cluster, gpus_per_task=gpus_per_task, log=log)
+        else:
+            executor = LocalPool(min(workers or default_workers(), max(1, len(todo))))
+        workers = executor.workers
+        job = Job(profile.name, execute, backend, submitted_dir, out_dir, threads=executor.threads(),
+                  gpus=gpus_per_task)
         caveats = set() if execute else {c for c in (t.saved_model_caveat() for t in tasks.values()) if c}
         for caveat in sorted(caveats):
             print(f"WARNING: {caveat}", file=log, flush=True)
@@ -238,7 +248,7 @@ def grade_assignments(
         if todo:
             executor.check(job, [a for a in chosen if any(name == a.name for name, _, _ in todo)], data_of, strict)
         print(f"grading {', '.join(names)}: {len(todo)} to grade, {skipped} unchanged; {mode}; "
-              f"sandbox {backend}; {executor.describe()}", file=log, flush=True)
+              f"sandbox {backend}; {executor.describe() if todo else 'no workers started'}", file=log, flush=True)
         progress = Progress(len(todo), log, "/".join(names))
         try:
             for result in executor.run(todo, job, tasks):
@@ -249,7 +259,8 @@ def grade_assignments(
         finally:
             progress.close()
     finally:
-        executor.close()
+        if executor is not None:
+            executor.close()
         for task in tasks.values():
             task.close()
     wall = time.monotonic() - start

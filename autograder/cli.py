@@ -46,7 +46,8 @@ def cmd_grade(args) -> int:
         regrade=args.regrade,
         strict=True if args.strict else None,
         cluster=args.cluster,
-        gpus_per_task=args.gpus_per_task,
+        # With --audit (saved models graded here), the GPUs are for the audit's re-runs of notebooks.
+        gpus_per_task=0 if args.audit is not None and not args.execute else args.gpus_per_task,
     )
     if args.audit is not None:
         if args.execute:
@@ -54,7 +55,8 @@ def cmd_grade(args) -> int:
         from autograder.audit import audit
 
         audit(args.assignment, Path(args.submitted), Path(args.out), report.results, fraction=args.audit,
-              seed=args.audit_seed, profile_name=args.audit_profile, backend=args.sandbox, workers=args.workers)
+              seed=args.audit_seed, profile_name=args.audit_profile, backend=args.sandbox, workers=args.workers,
+              cluster=args.cluster, gpus_per_task=args.gpus_per_task)
     print(table(report.results))
     if args.gradebook:
         counts = record_in_gradebook(report.results, args.gradebook, Path(args.submitted).resolve().parent,
@@ -160,6 +162,12 @@ def cmd_doctor(args) -> int:
           f"{limits.max_file_write_mb} MB; strict mode {'required' if limits.require_kernel_limits else 'off'}")
     for e in sandbox.enforcement(backend):
         print(f"  {'kernel ' if e.kernel else 'WEAK   '} {e.resource}: {e.how}")
+    gpu = sandbox.gpu_check(backend)
+    if gpu["problem"]:
+        print(f"GPUs for re-execution (--gpus-per-task): none usable: {gpu['problem']}")
+    else:
+        print(f"GPUs for re-execution (--gpus-per-task): {len(gpu['devices'])} device node(s) usable in the sandbox"
+              + (f", CUDA sees {gpu['cuda_devices']} GPU(s)" if "cuda" in gpu else ""))
     for where, path in mnist_candidates():
         print(f"MNIST candidate {where}: {path} ({'present' if path.exists() else 'absent'})")
     try:
@@ -224,8 +232,9 @@ def main(argv: list[str] | None = None) -> int:
                    help="grade on the Dask cluster whose scheduler is at ADDRESS (tcp://host:8786), or on local:N, a "
                         "local Dask cluster of N worker processes (README: On a cluster)")
     p.add_argument("--gpus-per-task", type=int, default=0, metavar="N",
-                   help="with --cluster: each submission's task asks for N of its worker's GPU resources (for --execute "
-                        "on GPU nodes: start those workers with --resources GPU=<their GPUs>)")
+                   help="with --cluster: each re-run of a notebook (--execute, or --audit's) asks for N of its worker's GPU "
+                        "resources and is given the worker's GPUs in the sandbox (start the GPU nodes' workers with "
+                        "--resources GPU=<their GPUs>)")
     p.set_defaults(func=cmd_grade)
 
     p = sub.add_parser("gradebook", help="record graded results in an nbgrader gradebook (gradebook.db)")

@@ -53,6 +53,28 @@ def worker_facts(assignments: list[str], profile_name: str, backend: str | None)
     return facts
 
 
+def gpu_facts(backend: str | None) -> dict:
+    """On a worker: whether a sandboxed child there can use its GPUs (:func:`autograder.sandbox.enforcement.gpu_check`)."""
+    from autograder.sandbox.enforcement import gpu_check
+
+    facts = {"host": os.uname().nodename, "pid": os.getpid()}
+    try:
+        facts.update(gpu_check(backend))
+    except Exception as exc:  # the worker's own failure, named in the refusal
+        facts["problem"] = f"the GPU check failed there ({type(exc).__name__}: {str(exc)[:300]})"
+    return facts
+
+
+def check_address(address: str) -> None:
+    """Refuse a ``--cluster`` value that is neither ``local:N`` (N >= 1) nor a scheduler's address."""
+    if address.startswith(LOCAL_PREFIX):
+        n = address[len(LOCAL_PREFIX):]
+        if not n.isdigit() or int(n) < 1:
+            raise ValueError(f"--cluster {address}: give local:N with N >= 1 worker processes")
+    elif "://" not in address and ":" not in address:
+        raise ValueError(f"--cluster {address}: give a Dask scheduler's address (tcp://host:8786) or local:N")
+
+
 def grade_packed(assignment_name: str, student: str, fp: str, packed: bytes, job) -> tuple[dict, dict[str, bytes]]:
     """On a worker: grade one packed submission; the result and the student's files, as bytes."""
     from autograder import worker
@@ -103,14 +125,14 @@ class DaskExecutor:
 
         self.address, self.gpus_per_task, self.log = address, gpus_per_task, log
         self.local = None
+        check_address(address)
         if address.startswith(LOCAL_PREFIX):
             n = address[len(LOCAL_PREFIX):]
-            if not n.isdigit() or int(n) < 1:
-                raise ValueError(f"--cluster {address}: give local:N with N >= 1 worker processes")
             os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")  # the workers inherit this environment
-            # Every scheduler and worker of a local cluster listens on 127.0.0.1 only; no dashboard.
+            # Every scheduler and worker of a local cluster listens on 127.0.0.1 only, the scheduler's HTTP server
+            # too (Dask starts one even with dashboard_address=None, then on port 8787): a free port there.
             self.local = LocalCluster(n_workers=int(n), threads_per_worker=1, processes=True, host="127.0.0.1",
-                                      dashboard_address=None, silence_logs=40,
+                                      dashboard_address="127.0.0.1:0", silence_logs=40,
                                       resources={"GPU": gpus_per_task} if gpus_per_task else None)
             self.client = Client(self.local)
         else:
@@ -151,9 +173,27 @@ class DaskExecutor:
                                     f"grader {data[name]}): its COURSE_DATA_DIR holds other files")
             if f["backend"] is None or (strict and f["weak"]):
                 problems.append(f"{who}: the kernel does not enforce these sandbox limits there: " + "; ".join(f["weak"]))
+        if self.gpus_per_task:
+            problems += self.gpu_problems()
         if problems:
             raise RuntimeError("the cluster's workers cannot grade this batch as this grader would, so nothing was "
                                "graded:\n  " + "\n  ".join(problems))
+
+    def gpu_problems(self) -> list[str]:
+        """Why the workers offering GPUs cannot run a GPU task in their sandbox; one line if none offers them."""
+        n = self.gpus_per_task
+        offering = [w for w, info in self.client.scheduler_info(n_workers=-1)["workers"].items()
+                    if info.get("resources", {}).get("GPU", 0) >= n]
+        if not offering:
+            return [f"no worker of the cluster offers {n} GPU(s) (Dask resource GPU={n} or more), so no task could "
+                    "ever start: start the GPU nodes' workers with --resources GPU=<their GPUs>, or grade without "
+                    "--gpus-per-task"]
+        problems = []
+        for worker, f in sorted(self.client.run(gpu_facts, None, workers=offering).items()):
+            if f["problem"]:
+                problems.append(f"worker {worker} (host {f['host']}, pid {f['pid']}) offers GPU resources, but a "
+                                f"sandboxed notebook there could not use a GPU: {f['problem']}")
+        return problems
 
     def run(self, todo: list[tuple[str, str, str]], job, tasks: dict):
         """Submit the submissions as tasks, a window at a time; yield each result once committed by this process."""

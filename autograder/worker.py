@@ -46,6 +46,7 @@ class Job:
     submitted_dir: Path
     out_dir: Path
     threads: int = 0
+    gpus: int = 0  # > 0: a re-executed notebook is given the worker's GPUs (--gpus-per-task)
 
 
 def default_workers() -> int:
@@ -86,7 +87,7 @@ def grade_folder(assignment: course_config.Assignment, student: str, src: Path, 
         try:
             task = task_for(assignment, profile, tasks)
             result = grade_submission(student, src, assignment, task, profile=profile, execute=job.execute,
-                                      backend=job.backend, keep_dir=keep_dir, threads=job.threads,
+                                      backend=job.backend, keep_dir=keep_dir, threads=job.threads, gpus=job.gpus,
                                       carried_notes=carried_notes)
         except Exception as exc:  # a grader bug must not cost anyone else their result
             traceback.print_exc(file=sys.stderr)

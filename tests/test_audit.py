@@ -32,7 +32,8 @@ def test_choose_is_seeded_and_always_includes_flagged_students():
         audit.choose(students, set(), 1.5, seed=0)
 
 
-def test_audit_flags_a_forged_model_and_a_notebook_that_makes_none(tmp_path, mnist, models_dir):
+@pytest.mark.parametrize("where", [[], ["--cluster", "local:2"]], ids=["local-pool", "dask-cluster"])
+def test_audit_flags_a_forged_model_and_a_notebook_that_makes_none(where, tmp_path, mnist, models_dir):
     submitted = tmp_path / "submitted"
     solution = course_config.COURSE_DIR / "solutions" / A.name / A.notebook
     release = course_config.COURSE_DIR / "release" / A.name / A.notebook
@@ -46,10 +47,14 @@ def test_audit_flags_a_forged_model_and_a_notebook_that_makes_none(tmp_path, mni
             shutil.copyfile(course_config.COURSE_DIR / "release" / A.name / helper, submitted / student / A.name / helper)
     out = tmp_path / "out"
     proc = subprocess.run(
-        [sys.executable, "-m", "autograder", "grade", A.name, str(submitted), "--out", str(out), "--audit", "1"],
+        [sys.executable, "-m", "autograder", "grade", A.name, str(submitted), "--out", str(out), "--audit", "1", *where],
         capture_output=True, text=True, env={**os.environ, "TF_CPP_MIN_LOG_LEVEL": "2"}, timeout=900,
     )
     assert proc.returncode == 0, proc.stderr
+    if where:  # the batch, the audit's re-runs of the three notebooks and its saved-model scores: on the cluster
+        assert "re-executing notebooks, profile quick; sandbox" in proc.stderr
+        runs = [line for line in proc.stderr.splitlines() if line.startswith("grading mnist_dense: ")]
+        assert len(runs) == 3 and all(line.endswith("a local Dask cluster of 2 worker process(es)") for line in runs), runs
     records = {s: json.loads((out / s / A.name / RECORD_FILE).read_text()) for s in ("forger", "honest", "no-notebook-work")}
     reasons = {s: " ".join(f["reason"] for f in r["flags"]) for s, r in records.items()}
     # the forger is flagged twice: above the ceiling, and far above what its own notebook trains

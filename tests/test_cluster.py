@@ -75,8 +75,27 @@ def test_local_cluster_grades_a_class_as_the_local_pool_does(klass, pool_results
         for name in ("results.json", "feedback.md", "feedback.html"):
             assert (out / student / A.name / name).is_file()
     assert "passwd is a symbolic link and was ignored" in pool["s4"]["output"]
-    again = batch.grade(A.name, klass, out, profile_name="quick", cluster="local:2")  # skip-if-done, as locally
+    # Skip-if-done, as locally; with nothing to grade no cluster is reached (nothing listens at this address).
+    again = batch.grade(A.name, klass, out, profile_name="quick", cluster="tcp://127.0.0.1:9")
     assert again.graded == [] and len(again.skipped) == 8
+    assert records(out) == pool
+
+
+def test_a_local_cluster_listens_on_127_0_0_1_only():
+    import psutil
+
+    from autograder.cluster import DaskExecutor
+
+    executor = DaskExecutor("local:2")
+    try:
+        me = psutil.Process()
+        listening = [c.laddr for p in [me, *me.children(recursive=True)] for c in p.net_connections(kind="inet")
+                     if c.status == psutil.CONN_LISTEN]
+    finally:
+        executor.close()
+    assert len(listening) >= 4  # the scheduler (comm, HTTP) and each worker
+    assert {addr.ip for addr in listening} == {"127.0.0.1"}, listening
+    assert 8787 not in {addr.port for addr in listening}  # no fixed port another grader's cluster could hold
 
 
 @pytest.fixture
@@ -84,7 +103,7 @@ def scheduler():
     """A Dask scheduler on 127.0.0.1 with no workers of its own: its address."""
     from distributed import LocalCluster
 
-    cluster = LocalCluster(n_workers=0, host="127.0.0.1", dashboard_address=None, silence_logs=40)
+    cluster = LocalCluster(n_workers=0, host="127.0.0.1", dashboard_address="127.0.0.1:0", silence_logs=40)
     try:
         yield cluster
     finally:
@@ -194,6 +213,35 @@ def test_cluster_address_errors_are_clear(klass, tmp_path):
         batch.grade(A.name, klass, tmp_path / "out", profile_name="quick", cluster="local:0")
     with pytest.raises(ValueError, match="--gpus-per-task needs --cluster"):
         batch.grade(A.name, klass, tmp_path / "out", profile_name="quick", gpus_per_task=1)
+    with pytest.raises(ValueError, match="--gpus-per-task is for re-running notebooks"):
+        batch.grade(A.name, klass, tmp_path / "out", profile_name="quick", cluster="local:1", gpus_per_task=1)
+    with pytest.raises(ValueError, match="give a Dask scheduler's address"):
+        batch.grade(A.name, klass, tmp_path / "out", profile_name="quick", cluster="my-cluster")
+    assert not (tmp_path / "out").exists()  # refused before anything was written
+
+
+@pytest.mark.slow
+def test_gpu_tasks_are_refused_where_no_sandboxed_notebook_could_use_a_gpu(klass, scheduler, tmp_path):
+    from autograder.sandbox.gpus import gpu_devices
+
+    out = tmp_path / "out"
+    workers = [start_worker(scheduler.scheduler_address, ROOT)]  # a worker without GPU resources
+    try:
+        wait_for_workers(scheduler, 1)
+        with pytest.raises(RuntimeError) as refused:  # no task could ever start: refused, not left waiting
+            batch.grade(A.name, klass, out, profile_name="quick", execute=True, cluster=scheduler.scheduler_address,
+                        gpus_per_task=1)
+    finally:
+        stop(workers)
+    assert "no worker of the cluster offers 1 GPU(s)" in str(refused.value)
+    assert "--resources GPU=<their GPUs>" in str(refused.value)
+    if not gpu_devices():  # this machine: a worker that offers a GPU it does not have
+        with pytest.raises(RuntimeError) as refused:
+            batch.grade(A.name, klass, out, profile_name="quick", execute=True, cluster="local:1", gpus_per_task=1)
+        message = str(refused.value)
+        assert "nothing was graded" in message and message.count("worker tcp://127.0.0.1:") == 1
+        assert "offers GPU resources, but a sandboxed notebook there could not use a GPU: no GPU device" in message
+    assert not list(out.glob(f"*/{A.name}/{RECORD_FILE}"))
 
 
 def readme_examples() -> list[tuple[str, str]]:
@@ -220,8 +268,8 @@ def test_readme_job_scripts(example):
     construction = code.split("\n\n")[:2]  # the import, then the cluster (the rest scales and waits)
     assert 'scheduler_options={"port": 8786}' in construction[1]
     namespace: dict = {}
-    exec("\n\n".join(construction).replace(  # here on 127.0.0.1 only, any free port, no dashboard
-        'scheduler_options={"port": 8786}', 'scheduler_options={"host": "127.0.0.1", "port": 0, "dashboard_address": None}'),
+    exec("\n\n".join(construction).replace(  # here on 127.0.0.1 only, any free port
+        'scheduler_options={"port": 8786}', 'scheduler_options={"host": "127.0.0.1", "port": 0, "dashboard_address": "127.0.0.1:0"}'),
         namespace)
     cluster = namespace["cluster"]
     try:
@@ -242,7 +290,7 @@ def test_a_submission_that_keeps_killing_workers_costs_only_its_own_result(klass
     from distributed import Client, LocalCluster
 
     with dask.config.set({"distributed.scheduler.allowed-failures": 0}):
-        cluster = LocalCluster(n_workers=0, host="127.0.0.1", dashboard_address=None, silence_logs=40)
+        cluster = LocalCluster(n_workers=0, host="127.0.0.1", dashboard_address="127.0.0.1:0", silence_logs=40)
     workers = [start_worker(cluster.scheduler_address, ROOT) for _ in range(2)]
     out = tmp_path / "out"
     try:

@@ -117,11 +117,11 @@ class Execution:
 
 def execute_notebook(workdir: Path, assignment: course_config.Assignment, task, *, profile: course_config.Profile,
                      limits: course_config.Limits, release_dir: Path, backend: str, keep_dir: Path | None,
-                     threads: int = 0) -> Execution:
+                     threads: int = 0, gpus: int = 0) -> Execution:
     """Run the student's notebook in ``workdir`` in the sandbox, leaving the model files that run saves.
 
     ``release_dir`` is the assignment's released folder: its notebook's read-only cells and its helpers
-    are put back as released."""
+    are put back as released. ``gpus`` > 0: the notebook runs with this machine's GPU devices."""
     import nbformat
 
     a = assignment
@@ -159,6 +159,7 @@ def execute_notebook(workdir: Path, assignment: course_config.Assignment, task, 
     argv = sandbox.python_argv(
         "execute", f"{sandbox.WORK}/{a.notebook}", f"{sandbox.WORK}/.{EXECUTED_NOTEBOOK}", f"{sandbox.WORK}/.execution.json"
     )
+    devices = sandbox.gpu_devices() if gpus else None
     result = sandbox.run_job(
         argv,
         workdir,
@@ -167,10 +168,13 @@ def execute_notebook(workdir: Path, assignment: course_config.Assignment, task, 
         data_dir=task.sandbox_data_dir(),
         backend=backend,
         threads=threads,
+        devices=devices,
         **limits.job_args(),
     )
     report = read_json(workdir / ".execution.json")
     execution.report = {"status": "ok" if result.ok and report.get("status") == "ok" else "failed", **result.usage()}
+    if gpus:
+        execution.report["gpu_devices"] = sorted(devices)
     execution.limits_hit = [f"{limit} (running the notebook)" for limit in result.limits_hit()]
     executed = workdir / f".{EXECUTED_NOTEBOOK}"
     if keep_dir is not None and executed.is_file() and not executed.is_symlink():

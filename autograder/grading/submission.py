@@ -86,6 +86,7 @@ def prepare_submission(
     backend: str,
     keep_dir: Path | None = None,
     threads: int = 0,
+    gpus: int = 0,
     carried_notes: tuple[str, ...] = (),
 ) -> Submission:
     """Everything the checks need to know about one student's submission (``carried_notes``: what was left
@@ -101,7 +102,7 @@ def prepare_submission(
         submission.notes += carried_notes
         if execute:
             run = execute_notebook(workdir, assignment, task, profile=profile, limits=limits, release_dir=release_dir,
-                                   backend=backend, keep_dir=keep_dir, threads=threads)
+                                   backend=backend, keep_dir=keep_dir, threads=threads, gpus=gpus)
             submission.execution = run.report
             submission.notes += run.notes
             submission.limits_hit += run.limits_hit
@@ -225,6 +226,7 @@ def grade_submission(
     backend: str | None = None,
     keep_dir: Path | None = None,
     threads: int = 0,
+    gpus: int = 0,
     limits: course_config.Limits | None = None,
     release_dir: Path | None = None,
     carried_notes: tuple[str, ...] = (),
@@ -240,7 +242,7 @@ def grade_submission(
     release_dir = release_dir or course_config.COURSE_DIR / "release" / assignment.name
     submission = prepare_submission(
         student, src, assignment, task, profile=profile, limits=limits, release_dir=release_dir, execute=execute,
-        backend=backend, keep_dir=keep_dir, threads=threads, carried_notes=tuple(carried_notes),
+        backend=backend, keep_dir=keep_dir, threads=threads, gpus=gpus, carried_notes=tuple(carried_notes),
     )
     checks, errors = run_checks(submission)
     extra = {"profile": profile.name, "executed": execute, "sandbox": backend,

@@ -14,8 +14,9 @@ The trusted parent never unpickles anything it gets back: it reads ``.npy`` file
 
 One module a concern: ``result`` (how a job ended, the student's message), ``backends`` (bubblewrap,
 unshare, none), ``limits`` (the child's paths, environment, rlimits and setup), ``cgroups`` (kernel
-memory and process limits), ``scratch`` (the size-limited working folder), ``enforcement`` (what the
-kernel enforces here, for ``doctor`` and strict mode), ``run`` (:func:`run_job`) and ``child`` (the jobs
+memory and process limits), ``gpus`` (GPU devices for re-execution), ``scratch`` (the size-limited
+working folder), ``enforcement`` (what the kernel enforces here, for ``doctor`` and strict mode, and
+the GPU check), ``run`` (:func:`run_job`) and ``child`` (the jobs
 that run inside: the only file of the grader copied into the sandbox).
 """
 
@@ -26,7 +27,8 @@ from autograder.sandbox.backends import (
     default_backend,
     unreachable_for_nobody,
 )
-from autograder.sandbox.enforcement import Enforcement, enforcement, strict_problems
+from autograder.sandbox.enforcement import Enforcement, enforcement, gpu_check, strict_problems
+from autograder.sandbox.gpus import gpu_devices
 from autograder.sandbox.limits import DATA, NOBODY, WORK, die_with_parent
 from autograder.sandbox.result import NO_SPACE, SandboxResult, space_limits
 from autograder.sandbox.run import copy_engine, install_job, python_argv, run_job
@@ -35,5 +37,6 @@ from autograder.sandbox.scratch import SCRATCH_PREFIX, scratch
 __all__ = [
     "BACKENDS", "DATA", "NOBODY", "NO_SPACE", "SANDBOX_ENV", "SCRATCH_PREFIX", "WORK", "Enforcement",
     "SandboxResult", "available_backends", "copy_engine", "default_backend", "die_with_parent", "enforcement",
-    "install_job", "python_argv", "run_job", "scratch", "space_limits", "strict_problems", "unreachable_for_nobody",
+    "gpu_check", "gpu_devices", "install_job", "python_argv", "run_job", "scratch", "space_limits", "strict_problems",
+    "unreachable_for_nobody",
 ]

@@ -49,10 +49,13 @@ def readonly_roots() -> list[str]:
     return paths
 
 
-def _bwrap_argv(workdir: Path, data_dir: Path | None, inner: list[str], tmp_mb: int) -> list[str]:
+def _bwrap_argv(workdir: Path, data_dir: Path | None, inner: list[str], tmp_mb: int,
+                devices: dict[str, str] | None = None) -> list[str]:
     argv = ["bwrap", "--unshare-all", "--die-with-parent", "--new-session",
             "--uid", str(NOBODY), "--gid", str(NOBODY), "--hostname", "sandbox",
             "--proc", "/proc", "--dev", "/dev", "--size", str(tmp_mb * 2**20), "--tmpfs", "/tmp"]
+    for inside, here in sorted((devices or {}).items()):  # GPUs, when the job is given them (sandbox.gpus)
+        argv += ["--dev-bind", here, inside]
     for path in readonly_roots():
         if os.path.islink(path):  # e.g. /lib -> usr/lib on merged-/usr systems
             argv += ["--symlink", os.readlink(path), path]
@@ -180,9 +183,13 @@ def default_backend() -> str:
 
 
 def wrap(backend: str, workdir: Path, data_dir: Path | None, inner: list[str],
-          tmp_mb: int = 64) -> tuple[list[str], dict]:
+          tmp_mb: int = 64, devices: dict[str, str] | None = None) -> tuple[list[str], dict]:
+    """The command line that runs ``inner`` in ``backend``, and what it adds to the child's environment.
+
+    ``devices`` (``{path in the child: device node here}``) are bound into bubblewrap's ``/dev``; the
+    other backends show the child this machine's ``/dev`` whole."""
     if backend == "bwrap":
-        return _bwrap_argv(workdir, data_dir, inner, tmp_mb), {}
+        return _bwrap_argv(workdir, data_dir, inner, tmp_mb, devices), {}
     if backend == "unshare":
         return _unshare_argv(workdir, data_dir, inner, tmp_mb)
     return inner, {}

@@ -1,14 +1,18 @@
 """How each limit is enforced on this machine (``autograder doctor`` prints it; strict mode refuses
-to grade while the kernel does not enforce one)."""
+to grade while the kernel does not enforce one), and whether a child can use this machine's GPUs."""
 
 from __future__ import annotations
 
+import json
 import os
+import sys
 from dataclasses import dataclass
+from pathlib import Path
 
-from autograder.sandbox import cgroups
+from autograder.sandbox import cgroups, gpus
 from autograder.sandbox.backends import NOBODY, default_backend
-from autograder.sandbox.scratch import scratch_problem
+from autograder.sandbox.run import run_job
+from autograder.sandbox.scratch import scratch, scratch_problem
 
 
 @dataclass(frozen=True)
@@ -63,3 +67,34 @@ def enforcement(backend: str | None = None) -> list[Enforcement]:
 def strict_problems(backend: str | None = None) -> list[str]:
     """The limits the kernel does not enforce here (strict mode refuses to grade while any is listed)."""
     return [f"{e.resource}: {e.how}" for e in enforcement(backend) if not e.kernel]
+
+
+def gpu_check(backend: str | None = None, devices: dict[str, str] | None = None) -> dict:
+    """Run a child with ``devices`` (default: this machine's GPUs) and report what it could use there.
+
+    The report: ``devices`` (each child path: "ok" or why it cannot be opened), ``cuda`` ("ok" or why the
+    driver does not start, for NVIDIA devices), ``cuda_devices``, and ``problem``: "" when the child can
+    use a GPU, else one sentence saying why not.
+    """
+    backend = backend or default_backend()
+    devices = gpus.gpu_devices() if devices is None else devices
+    if not devices:
+        return {"devices": {}, "problem": "no GPU device (/dev/nvidia*, /dev/kfd) on this machine"}
+    seen_as = list(devices) if backend == "bwrap" else list(devices.values())  # the others show /dev as it is
+    with scratch(64) as workdir:
+        result = run_job([sys.executable, "-I", "-c", gpus.PROBE, *seen_as], Path(workdir), time_limit_s=120,
+                         memory_limit_mb=2048, backend=backend, devices=devices)
+    try:
+        report = json.loads(result.stdout.strip().splitlines()[-1])
+    except (ValueError, IndexError):
+        return {"devices": {}, "problem": f"the GPU probe failed in the sandbox: {result.problem() or result.stderr[-300:]}"}
+    broken = {path: why for path, why in report["devices"].items() if why != "ok"}
+    if broken:
+        report["problem"] = "GPU devices cannot be used in the sandbox: " + ", ".join(f"{p} ({w})" for p, w in broken.items())
+    elif report.get("cuda", "ok") != "ok":
+        report["problem"] = report["cuda"]
+    elif "cuda" in report and report.get("cuda_devices", 0) < 1:
+        report["problem"] = "the CUDA driver sees no GPU in the sandbox (CUDA_VISIBLE_DEVICES?)"
+    else:
+        report["problem"] = ""
+    return report

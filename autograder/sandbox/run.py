@@ -13,7 +13,7 @@ import time
 from pathlib import Path
 
 from autograder.course_data import DATA_DIR_ENV
-from autograder.sandbox import cgroups
+from autograder.sandbox import cgroups, gpus
 from autograder.sandbox.backends import default_backend, give_to_nobody, unreachable_for_nobody, wrap
 from autograder.sandbox.limits import DATA, NOBODY, THREAD_VARS, WORK, base_env, child_setup, tree_rss_mb
 from autograder.sandbox.result import SandboxResult
@@ -62,6 +62,7 @@ def run_job(
     backend: str | None = None,
     extra_env: dict[str, str] | None = None,
     threads: int = 0,
+    devices: dict[str, str] | None = None,
 ) -> SandboxResult:
     """Run ``argv`` (paths as the child sees them) in the sandbox with ``workdir`` as ``/submission``.
 
@@ -69,6 +70,8 @@ def run_job(
     is visible beyond the system and the Python installation (backend ``none`` excepted: there, a
     grader running as root runs the child as uid 65534, so file permissions protect its files).
     ``threads`` > 0 caps the numerical libraries' thread pools (several jobs share the cores).
+    ``devices`` (``{path in the child: device node here}``, from :func:`gpus.gpu_devices`) gives the child
+    GPUs; without them, no framework in the child finds a GPU (:mod:`autograder.sandbox.gpus`).
     Limits: see :func:`enforcement` for how each is enforced here; ``workdir`` should come from
     :func:`scratch` so that its size limit is the kernel's.
     """
@@ -78,8 +81,8 @@ def run_job(
               "tmp_limit_mb": tmp_limit_mb, "max_processes": max_processes}
     if backend == "none":  # no namespace: map the fixed child paths onto the real folders
         argv = [a.replace(WORK, str(workdir)).replace(DATA, str(data_dir or workdir)) for a in argv]
-    full_argv, wrap_env = wrap(backend, workdir, data_dir, argv, tmp_limit_mb)
-    env = {**base_env(), **wrap_env, **(extra_env or {})}
+    full_argv, wrap_env = wrap(backend, workdir, data_dir, argv, tmp_limit_mb, devices)
+    env = {**base_env(), **gpus.child_env(devices), **wrap_env, **(extra_env or {})}
     if threads > 0:
         env.update({key: str(threads) for key in THREAD_VARS})
     drop = False
