@@ -31,6 +31,8 @@ import course_config
 from autograder.results import RECORD_FILE, StudentResult, failed_result
 
 LOCAL_PREFIX = "local:"
+CONNECT_TIMEOUT_S = 60  # how long to try reaching a remote scheduler
+WAIT_FOR_WORKERS_S = 600  # how long a scheduler without workers is given for its first one to join
 _TASKS: dict = {}  # per worker process: the hidden test data, loaded once per (dataset, test sets, profile)
 
 
@@ -136,8 +138,24 @@ class DaskExecutor:
                                       resources={"GPU": gpus_per_task} if gpus_per_task else None)
             self.client = Client(self.local)
         else:
-            self.client = Client(address, timeout=60)
-        self.workers = max(1, len(self.client.scheduler_info(n_workers=-1)["workers"]))
+            try:
+                self.client = Client(address, timeout=CONNECT_TIMEOUT_S)
+            except OSError as exc:
+                raise RuntimeError(f"cannot reach the Dask scheduler at {address} ({exc}): is it running, and can this "
+                                   "machine reach it? Nothing was graded") from exc
+        if not self.local and not self.client.scheduler_info(n_workers=-1)["workers"]:
+            # A batch system starts workers when it gets to their jobs: wait for the first one.
+            print(f"waiting up to {WAIT_FOR_WORKERS_S} s for the first worker to join {address} ...", file=log, flush=True)
+            try:
+                self.client.wait_for_workers(1, timeout=WAIT_FOR_WORKERS_S)
+            except TimeoutError as exc:
+                self.client.close()
+                raise RuntimeError(f"no worker joined the Dask cluster at {address} within {WAIT_FOR_WORKERS_S} s "
+                                   "(are the worker jobs queued or running?); nothing was graded") from exc
+        self.workers = self.count_workers()
+
+    def count_workers(self) -> int:
+        return max(1, len(self.client.scheduler_info(n_workers=-1)["workers"]))
 
     def describe(self) -> str:
         where = f"a local Dask cluster of {self.workers} worker process(es)" if self.local else (
@@ -209,9 +227,11 @@ class DaskExecutor:
         pending = list(todo)
         futures: dict = {}
         running = as_completed()
-        window = 4 * self.workers  # submissions packed and in flight at once (the client holds their bytes)
 
         def submit_more():
+            # Submissions packed and in flight at once (the client holds their bytes): 4 per worker, counting
+            # the workers that join while the batch runs (a batch system starts them one by one).
+            window = 4 * (self.count_workers() if pending else 1)
             while pending and len(futures) < window:
                 assignment, student, fp = pending.pop(0)
                 src = job.submitted_dir / student / assignment

@@ -220,14 +220,31 @@ def test_cluster_address_errors_are_clear(klass, tmp_path):
     assert not (tmp_path / "out").exists()  # refused before anything was written
 
 
+def test_a_scheduler_out_of_reach_is_named(klass, tmp_path, monkeypatch):
+    from autograder import cluster
+
+    monkeypatch.setattr(cluster, "CONNECT_TIMEOUT_S", 2)
+    with pytest.raises(RuntimeError, match=r"cannot reach the Dask scheduler at tcp://127.0.0.1:9 .*Nothing was graded"):
+        batch.grade(A.name, klass, tmp_path / "out", profile_name="quick", cluster="tcp://127.0.0.1:9")
+    assert not list((tmp_path / "out").glob(f"*/{A.name}/{RECORD_FILE}"))
+
+
+def test_a_scheduler_no_worker_joins_is_refused_after_waiting(klass, scheduler, tmp_path, monkeypatch):
+    from autograder import cluster
+
+    monkeypatch.setattr(cluster, "WAIT_FOR_WORKERS_S", 1)
+    with pytest.raises(RuntimeError, match="no worker joined the Dask cluster at tcp://127.0.0.1:.* within 1 s"):
+        batch.grade(A.name, klass, tmp_path / "out", profile_name="quick", cluster=scheduler.scheduler_address)
+    assert not list((tmp_path / "out").glob(f"*/{A.name}/{RECORD_FILE}"))
+
+
 @pytest.mark.slow
 def test_gpu_tasks_are_refused_where_no_sandboxed_notebook_could_use_a_gpu(klass, scheduler, tmp_path):
     from autograder.sandbox.gpus import gpu_devices
 
     out = tmp_path / "out"
-    workers = [start_worker(scheduler.scheduler_address, ROOT)]  # a worker without GPU resources
-    try:
-        wait_for_workers(scheduler, 1)
+    workers = [start_worker(scheduler.scheduler_address, ROOT)]  # a worker without GPU resources, not yet joined
+    try:  # the grader waits for the cluster's first worker
         with pytest.raises(RuntimeError) as refused:  # no task could ever start: refused, not left waiting
             batch.grade(A.name, klass, out, profile_name="quick", execute=True, cluster=scheduler.scheduler_address,
                         gpus_per_task=1)
