@@ -11,7 +11,6 @@ data, the kit's code). Running the same command again grades only what is missin
 
 from __future__ import annotations
 
-import hashlib
 import os
 import sys
 import time
@@ -26,15 +25,15 @@ from autograder import sandbox
 from autograder.exporters import grades_csv, summary
 from autograder.grading import files
 from autograder.results import StudentResult, failed_result, load_records
-from autograder.worker import Job, default_workers, grade_folder, kit_version, task_for, write_student_files
-
-
-def config_digest(assignment: course_config.Assignment, profile: course_config.Profile, execute: bool) -> str:
-    """A digest of every course fact that decides this assignment's grades under ``profile``."""
-    facts = [repr(assignment), repr(profile), repr(course_config.LIMITS), f"execute={execute}"]
-    if assignment.dataset == "susy":
-        facts.append(repr(course_config.SUSY_DATA.get(profile.name)))
-    return hashlib.sha256("\n".join(facts).encode()).hexdigest()[:16]
+from autograder.worker import (
+    Job,
+    config_digest,
+    default_workers,
+    grade_folder,
+    kit_version,
+    task_for,
+    write_student_files,
+)
 
 
 def fingerprint(src: Path, config: str, data: str) -> str:

@@ -36,20 +36,27 @@ WAIT_FOR_WORKERS_S = 600  # how long a scheduler without workers is given for it
 _TASKS: dict = {}  # per worker process: the hidden test data, loaded once per (dataset, test sets, profile)
 
 
-def worker_facts(assignments: list[str], profile_name: str, backend: str | None) -> dict:
-    """On a worker: its kit version, its sandbox and what it does not enforce, its test data's fingerprints."""
+def worker_facts(assignments: list[str], profile_name: str, backend: str | None, execute: bool = False) -> dict:
+    """On a worker: its kit version, its course facts (course_config) per assignment, its sandbox and what
+    it does not enforce, its test data's fingerprints."""
     from autograder import sandbox, worker
 
-    facts = {"kit": worker.kit_version(), "host": os.uname().nodename, "pid": os.getpid(), "data": {}, "problems": {}}
+    facts = {"kit": worker.kit_version(), "host": os.uname().nodename, "pid": os.getpid(), "data": {}, "problems": {},
+             "config": {}}
     try:
         facts["backend"] = backend or sandbox.default_backend()
         facts["weak"] = sandbox.strict_problems(facts["backend"])
     except (RuntimeError, ValueError) as exc:
         facts["backend"], facts["weak"] = None, [str(exc)]
-    profile = course_config.profile(profile_name)
     for name in assignments:
         try:
-            facts["data"][name] = worker.task_for(course_config.assignment(name), profile, _TASKS).fingerprint()
+            profile, assignment = course_config.profile(profile_name), course_config.assignment(name)
+        except (KeyError, ValueError) as exc:  # a course_config without this assignment or profile
+            facts["config"][name] = f"none ({type(exc).__name__}: {exc})"
+            continue
+        facts["config"][name] = worker.config_digest(assignment, profile, execute)
+        try:
+            facts["data"][name] = worker.task_for(assignment, profile, _TASKS).fingerprint()
         except Exception as exc:  # say what the worker could not load, not only that it differs
             facts["problems"][name] = f"{type(exc).__name__}: {str(exc)[:300]}"
     return facts
@@ -83,10 +90,14 @@ def grade_packed(assignment_name: str, student: str, fp: str, packed: bytes, job
     from autograder.grading import files
 
     assignment = course_config.assignment(assignment_name)
-    if job.threads < 0:  # share this worker's cores between the tasks it runs at once
+    if job.threads < 0:  # share the cores this worker may use (its batch job's) between the tasks it runs at once
         from distributed import get_worker
 
-        job = dataclasses.replace(job, threads=max(1, (os.cpu_count() or 1) // max(1, get_worker().state.nthreads)))
+        state = get_worker().state
+        at_once = state.nthreads
+        if job.gpus:  # GPU tasks: as many at once as the worker's GPU resources allow
+            at_once = min(at_once, int(state.total_resources.get("GPU", 0) // job.gpus))
+        job = dataclasses.replace(job, threads=max(1, worker.default_workers() // max(1, at_once)))
     with tempfile.TemporaryDirectory(prefix="autograder-cluster-") as tmp:
         src, keep = Path(tmp) / "submission", Path(tmp) / "out"
         src.mkdir()
@@ -155,6 +166,7 @@ class DaskExecutor:
         self.workers = self.count_workers()
 
     def count_workers(self) -> int:
+        """The workers the scheduler knows now (at least 1)."""
         return max(1, len(self.client.scheduler_info(n_workers=-1)["workers"]))
 
     def describe(self) -> str:
@@ -170,11 +182,14 @@ class DaskExecutor:
         return max(1, default_workers() // self.workers) if self.local else -1
 
     def check(self, job, chosen: list, data: dict[str, str], strict: bool) -> None:
-        """Refuse the batch unless every worker has this kit, this test data and, in strict mode, kernel limits."""
-        from autograder.worker import kit_version
+        """Refuse the batch unless every worker has this kit, these course facts, this test data and, in strict
+        mode, kernel limits."""
+        from autograder.worker import config_digest, kit_version
 
         names = [a.name for a in chosen]
-        facts = self.client.run(worker_facts, names, job.profile, None)
+        profile = course_config.profile(job.profile)
+        config = {a.name: config_digest(a, profile, job.execute) for a in chosen}
+        facts = self.client.run(worker_facts, names, job.profile, None, job.execute)
         if not facts:
             raise RuntimeError(f"the Dask cluster at {self.address} has no workers")
         kit, problems = kit_version(), []
@@ -183,6 +198,10 @@ class DaskExecutor:
             if f["kit"] != kit:
                 problems.append(f"{who} runs kit {f['kit']}, this grader {kit}: install the same kit on every worker")
             for name in names:
+                if f["config"].get(name) != config[name]:
+                    problems.append(f"{who} grades {name} by other course facts (course_config digest "
+                                    f"{f['config'].get(name)}, this grader {config[name]}: thresholds, points, profiles "
+                                    "or limits differ): give every worker this course_config.py")
                 if name in f["problems"]:
                     problems.append(f"{who} cannot load {name}'s test data: {f['problems'][name]} (set COURSE_DATA_DIR "
                                     "on the worker to a folder with the course's data)")

@@ -1,8 +1,8 @@
 """One submission in a worker process, wherever the worker runs (the local pool, a Dask worker).
 
 What a worker needs: how to grade (:class:`Job`), the hidden test data it loads once (:func:`task_for`),
-grading one student's folder and writing their files (:func:`grade_folder`), and the kit version it
-must share with the client (:func:`kit_version`). :mod:`autograder.batch` and :mod:`autograder.cluster`
+grading one student's folder and writing their files (:func:`grade_folder`), and what it must share
+with the client: the kit version (:func:`kit_version`) and the course's facts (:func:`config_digest`). :mod:`autograder.batch` and :mod:`autograder.cluster`
 both hand submissions to it.
 """
 
@@ -34,6 +34,15 @@ def kit_version() -> str:
     for path in sorted(KIT_DIR.rglob("*.py")):
         h.update(str(path.relative_to(KIT_DIR)).encode() + b"\0" + path.read_bytes())
     return f"{__version__}+{h.hexdigest()[:12]}"
+
+
+def config_digest(assignment: course_config.Assignment, profile: course_config.Profile, execute: bool) -> str:
+    """A digest of every course fact that decides this assignment's grades under ``profile`` (course_config's
+    part of a result's fingerprint; a Dask worker must show the client's)."""
+    facts = [repr(assignment), repr(profile), repr(course_config.LIMITS), f"execute={execute}"]
+    if assignment.dataset == "susy":
+        facts.append(repr(course_config.SUSY_DATA.get(profile.name)))
+    return hashlib.sha256("\n".join(facts).encode()).hexdigest()[:16]
 
 
 @dataclass

@@ -135,18 +135,24 @@ def stop(procs) -> None:
 
 
 @pytest.mark.slow
-def test_a_worker_with_another_kit_or_other_data_is_refused(klass, scheduler, tmp_path):
+def test_a_worker_with_another_kit_course_or_data_is_refused(klass, scheduler, tmp_path):
     other_kit = tmp_path / "other-kit"
     shutil.copytree(ROOT / "autograder", other_kit / "autograder", ignore=shutil.ignore_patterns("__pycache__"))
     shutil.copyfile(ROOT / "course_config.py", other_kit / "course_config.py")
     with open(other_kit / "autograder" / "results.py", "a") as f:
         f.write("\n# a change: another version of the kit\n")
     (tmp_path / "no-data").mkdir()
+    other_course = tmp_path / "other-course"  # this kit, another course_config: one limit changed
+    shutil.copytree(ROOT / "autograder", other_course / "autograder", ignore=shutil.ignore_patterns("__pycache__"))
+    text = (ROOT / "course_config.py").read_text()
+    (other_course / "course_config.py").write_text(text + "\nLIMITS = Limits(**{**LIMITS.__dict__, 'max_submission_mb': "
+                                                          "LIMITS.max_submission_mb + 1})\n")
     workers = [start_worker(scheduler.scheduler_address, other_kit),
                start_worker(scheduler.scheduler_address, ROOT, {"COURSE_DATA_DIR": str(tmp_path / "no-data"),
-                                                               "HOME": str(tmp_path / "home")})]
+                                                               "HOME": str(tmp_path / "home")}),
+               start_worker(scheduler.scheduler_address, other_course)]
     try:
-        wait_for_workers(scheduler, 2)
+        wait_for_workers(scheduler, 3)
         out = tmp_path / "out"
         with pytest.raises(RuntimeError) as refused:
             batch.grade(A.name, klass, out, profile_name="quick", cluster=scheduler.scheduler_address)
@@ -156,7 +162,9 @@ def test_a_worker_with_another_kit_or_other_data_is_refused(klass, scheduler, tm
     assert "nothing was graded" in message
     assert f"runs kit {worker.kit_version()}" not in message and "install the same kit on every worker" in message
     assert "cannot load mnist_dense's test data" in message and "set COURSE_DATA_DIR on the worker" in message
-    assert message.count("worker tcp://127.0.0.1:") == 2  # each named
+    assert message.count("grades mnist_dense by other course facts") == 1
+    assert "give every worker this course_config.py" in message
+    assert message.count("worker tcp://127.0.0.1:") == 3  # each named, once
     assert not list(out.glob(f"*/{A.name}/{RECORD_FILE}"))
 
 
