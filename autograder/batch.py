@@ -237,8 +237,8 @@ def grade_assignments(
         else:
             executor = LocalPool(min(workers or default_workers(), max(1, len(todo))))
         workers = executor.workers
-        job = Job(profile.name, execute, backend, submitted_dir, out_dir, threads=executor.threads(),
-                  gpus=gpus_per_task)
+        job = Job(profile, execute, backend, submitted_dir, out_dir, threads=executor.threads(),
+                  gpus=gpus_per_task, limits=course_config.LIMITS)
         caveats = set() if execute else {c for c in (t.saved_model_caveat() for t in tasks.values()) if c}
         for caveat in sorted(caveats):
             print(f"WARNING: {caveat}", file=log, flush=True)

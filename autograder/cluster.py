@@ -102,7 +102,7 @@ def grade_packed(assignment_name: str, student: str, fp: str, packed: bytes, job
         src, keep = Path(tmp) / "submission", Path(tmp) / "out"
         src.mkdir()
         try:
-            notes = files.unpack(packed, src, course_config.LIMITS.max_submission_mb)
+            notes = files.unpack(packed, src, job.limits.max_submission_mb)
         except (ValueError, OSError) as exc:
             result = failed_result(student, assignment, f"the submission could not be unpacked on the grader ({exc})")
             result.fingerprint = fp
@@ -187,9 +187,8 @@ class DaskExecutor:
         from autograder.worker import config_digest, kit_version
 
         names = [a.name for a in chosen]
-        profile = course_config.profile(job.profile)
-        config = {a.name: config_digest(a, profile, job.execute) for a in chosen}
-        facts = self.client.run(worker_facts, names, job.profile, None, job.execute)
+        config = {a.name: config_digest(a, job.profile, job.execute) for a in chosen}
+        facts = self.client.run(worker_facts, names, job.profile.name, None, job.execute)
         if not facts:
             raise RuntimeError(f"the Dask cluster at {self.address} has no workers")
         kit, problems = kit_version(), []
@@ -258,7 +257,7 @@ class DaskExecutor:
                     yield grade_folder(course_config.assignment(assignment), student, src, fp, job, tasks,
                                        job.out_dir / student / assignment)
                     continue
-                packed = files.pack(src, course_config.LIMITS.max_submission_mb)
+                packed = files.pack(src, job.limits.max_submission_mb)
                 future = self.client.submit(grade_packed, assignment, student, fp, packed, remote_job, pure=False,
                                             key=f"grade-{assignment}-{student}-{fp[-16:]}", resources=resources)
                 futures[future] = (assignment, student, fp)

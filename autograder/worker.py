@@ -13,7 +13,7 @@ import os
 import sys
 import time
 import traceback
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from functools import lru_cache
 from pathlib import Path
 
@@ -47,15 +47,19 @@ def config_digest(assignment: course_config.Assignment, profile: course_config.P
 
 @dataclass
 class Job:
-    """How a worker grades: the profile and mode, the sandbox, the folders."""
+    """How a worker grades: the profile and mode, the sandbox, the folders, the limits.
 
-    profile: str
+    The profile and the limits travel resolved, so that a worker grades by the facts the client
+    fingerprinted (a spawned process or a Dask worker imports course_config afresh)."""
+
+    profile: course_config.Profile
     execute: bool
     backend: str
     submitted_dir: Path
     out_dir: Path
     threads: int = 0
     gpus: int = 0  # > 0: a re-executed notebook is given the worker's GPUs (--gpus-per-task)
+    limits: course_config.Limits = field(default_factory=lambda: course_config.LIMITS)
 
 
 def default_workers() -> int:
@@ -85,7 +89,7 @@ def write_student_files(result: StudentResult, folder: Path) -> None:
 def grade_folder(assignment: course_config.Assignment, student: str, src: Path, fp: str, job: Job, tasks: dict,
                  keep_dir: Path, carried_notes: tuple[str, ...] = ()) -> StudentResult:
     """Grade one student's folder and write their files into ``keep_dir``; never raises for a bad submission."""
-    profile = course_config.profile(job.profile)
+    profile = job.profile
     keep_dir.mkdir(parents=True, exist_ok=True)
     start = time.monotonic()
     if not src.is_dir():
@@ -96,7 +100,7 @@ def grade_folder(assignment: course_config.Assignment, student: str, src: Path, 
         try:
             task = task_for(assignment, profile, tasks)
             result = grade_submission(student, src, assignment, task, profile=profile, execute=job.execute,
-                                      backend=job.backend, keep_dir=keep_dir, threads=job.threads, gpus=job.gpus,
+                                      backend=job.backend, keep_dir=keep_dir, threads=job.threads, gpus=job.gpus, limits=job.limits,
                                       carried_notes=carried_notes)
         except Exception as exc:  # a grader bug must not cost anyone else their result
             traceback.print_exc(file=sys.stderr)

@@ -216,6 +216,10 @@ HOSTILE_TEXT = ('raise ValueError("<script>alert(1)</script> <img src=x onerror=
                 '| ``` [click](http://evil) ![x](http://evil/p.png)")')
 
 
+# The limits test_corpus grades the corpus under (patched into course_config; the workers must apply them).
+TIME_LIMIT_S, MEMORY_LIMIT_MB, DISK_LIMIT_MB, TMP_LIMIT_MB, MAX_PROCESSES = 40, 2048, 300, 200, 256
+
+
 def cases(port: int) -> list[Case]:
     """Every case; ``port`` is a TCP port the grading machine listens on (loopback)."""
     D, C, G, S = "mnist_dense", "mnist_cnn", "mnist_augment", "susy"
@@ -258,17 +262,18 @@ def cases(port: int) -> list[Case]:
              r"load_data were changed; the grader ran them as released"),
         # -------------------------------------------------------------------- resources
         Case("infinite-loop", D, "resource", "execute", notebook(cell="while True:\n    pass"), all_,
-             r"time limit of \d+ s exceeded"),
+             rf"time limit of {TIME_LIMIT_S} s exceeded"),
         Case("sleep-past-limit", C, "resource", "execute", notebook(cell="import time\ntime.sleep(10_000)"), all_,
-             r"time limit of \d+ s exceeded"),
+             rf"time limit of {TIME_LIMIT_S} s exceeded"),
         Case("memory-hog", G, "resource", "execute",
-             notebook(cell="hog = [bytearray(b'x' * 2**27) for _ in range(200)]"), all_, r"memory limit of \d+ MB"),
+             notebook(cell="hog = [bytearray(b'x' * 2**27) for _ in range(200)]"), all_,
+             rf"memory limit of {MEMORY_LIMIT_MB} MB"),
         Case("ram-files", D, "resource", "execute", notebook(
             cell="for i in range(400):\n    open(f'/dev/shm/f{i}', 'wb').write(b'x' * 2**24)"), all_,
              r"memory limit of \d+ MB|no space left"),
         Case("tmp-files", S, "resource", "execute", notebook(
             cell="for i in range(400):\n    open(f'/tmp/f{i}', 'wb').write(b'x' * 2**24)"), all_,
-             r"/tmp is limited to \d+ MB"),
+             rf"/tmp is limited to {TMP_LIMIT_MB} MB"),
         Case("disk-many-files", D, "resource", "execute", notebook(
             cell="for i in range(2000):\n    open(f'junk{i}.bin', 'wb').write(b'x' * 2**20)"), all_,
              r"disk limit of \d+ MB exceeded|no space left"),

@@ -3,8 +3,8 @@
 Each case must end with: the batch completes, zero for what it did not earn with a clear message (never
 an internal grader error), no other student's result changes, the course folder unchanged, the grading
 machine's free memory and disk back where they were, and no test label visible inside the sandbox.
-Limits are made small for the run (course_config is patched in this process; batches run in it with
-one worker) so that the resource cases end in seconds.
+Limits are made small for the run (course_config is patched in this process; the batch hands the
+patched profile and limits to its two worker processes) so that the resource cases end in seconds.
 """
 
 from __future__ import annotations
@@ -73,16 +73,17 @@ def graded(tmp_path_factory, mnist, models_dir):
 
     quick = course_config.PROFILES["quick"]
     patch = pytest.MonkeyPatch()
-    patch.setitem(course_config.PROFILES, "quick", dataclasses.replace(quick, execute_time_limit_s=40,
-                                                                        memory_limit_mb=2048))
-    patch.setattr(course_config, "LIMITS", dataclasses.replace(course_config.LIMITS, disk_limit_mb=300,
-                                                               tmp_limit_mb=200, max_processes=256))
+    patch.setitem(course_config.PROFILES, "quick", dataclasses.replace(
+        quick, execute_time_limit_s=corpus.TIME_LIMIT_S, memory_limit_mb=corpus.MEMORY_LIMIT_MB))
+    patch.setattr(course_config, "LIMITS", dataclasses.replace(
+        course_config.LIMITS, disk_limit_mb=corpus.DISK_LIMIT_MB, tmp_limit_mb=corpus.TMP_LIMIT_MB,
+        max_processes=corpus.MAX_PROCESSES))
     before = course_state(), grader_footprint()
     start = time.monotonic()
     try:
         reports = {}
         for mode, assignments in by_mode.items():
-            for report in batch.grade_assignments(assignments, root / mode, root / f"out-{mode}", workers=1,
+            for report in batch.grade_assignments(assignments, root / mode, root / f"out-{mode}", workers=2,
                                                   execute=mode == "execute", profile_name="quick", log=sys.stdout):
                 reports.update({(mode, r.student): r for r in report.results})
     finally:
