@@ -154,7 +154,7 @@ class DaskExecutor:
             except OSError as exc:
                 raise RuntimeError(f"cannot reach the Dask scheduler at {address} ({exc}): is it running, and can this "
                                    "machine reach it? Nothing was graded") from exc
-        if not self.local and not self.client.scheduler_info(n_workers=-1)["workers"]:
+        if not self.local and not self.client.nthreads():
             # A batch system starts workers when it gets to their jobs: wait for the first one.
             print(f"waiting up to {WAIT_FOR_WORKERS_S} s for the first worker to join {address} ...", file=log, flush=True)
             try:
@@ -166,8 +166,11 @@ class DaskExecutor:
         self.workers = self.count_workers()
 
     def count_workers(self) -> int:
-        """The workers the scheduler knows now (at least 1)."""
-        return max(1, len(self.client.scheduler_info(n_workers=-1)["workers"]))
+        """The workers the scheduler knows now (at least 1).
+
+        Asked after every result while submissions are pending, so it asks for the workers' addresses
+        only (``Client.nthreads``), not ``scheduler_info``'s metrics of every worker."""
+        return max(1, len(self.client.nthreads()))
 
     def describe(self) -> str:
         where = f"a local Dask cluster of {self.workers} worker process(es)" if self.local else (
