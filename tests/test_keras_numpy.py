@@ -115,6 +115,23 @@ def test_reference_cnn_on_mnist_images(tmp_path, mnist):
     roundtrip(model, tmp_path, "reference cnn", x=x, batch_size=128)
 
 
+def test_default_batches_fit_the_cache_and_give_the_same_predictions(tmp_path, mnist):
+    """predict() without a batch size sizes batches by the model's largest buffer per image (the CNN's
+    im2col copy: small batches; a dense network: large ones), with the outputs of any other batch size."""
+    _, (x_test, _) = mnist
+    x = (x_test[:500].astype("float32") / 255.0)[..., None]
+    cnn = randomize(keras.Sequential([keras.Input((28, 28, 1)), *cnn_layers()]))
+    cnn.save(tmp_path / "cnn.keras")
+    model = keras_numpy.load(tmp_path / "cnn.keras")
+    # the second Conv2D's im2col copy: 10 x 10 positions x 3 x 3 x 24 values per image
+    assert model.batch_size == keras_numpy.BATCH_FLOATS // (10 * 10 * 3 * 3 * 24) == 48
+    assert np.array_equal(model.predict(x), model.predict(x, batch_size=500))
+    dense = randomize(keras.Sequential([keras.Input((28, 28)), L.Flatten(), L.Dense(512, activation="relu"),
+                                        L.Dense(10, activation="softmax")]))
+    dense.save(tmp_path / "dense.keras")
+    assert keras_numpy.load(tmp_path / "dense.keras").batch_size == keras_numpy.MAX_BATCH
+
+
 def test_reference_augment_trained_one_epoch(tmp_path, mnist):
     (x_train, y_train), (x_test, _) = mnist
     keras.utils.set_random_seed(0)
