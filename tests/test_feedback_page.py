@@ -177,8 +177,9 @@ def _pngs(page: str) -> list[bytes]:
     return [base64.b64decode(m) for m in DATA_URI.findall(page)]
 
 
-def check_page(name: str, page: str, images: int) -> None:
-    """What every page must be: our tags only, no script or handler, figures inline, small, no grader code."""
+def check_page(name: str, page: str, images: int, digits: int = 0) -> None:
+    """What every page must be: our tags only, no script or handler, figures inline, small, no grader code.
+    ``images`` figures, and ``digits`` digit images (a digit's 28x28 pixels, each a 4x4 square)."""
     import matplotlib.image
 
     assert page.startswith("<!DOCTYPE html>") and page.count("<title>") == 1, name
@@ -189,11 +190,11 @@ def check_page(name: str, page: str, images: int) -> None:
     assert "url(" not in page and "@import" not in page, name
     assert len(page.encode()) < 1_000_000, name
     pngs = _pngs(page)
-    assert len(pngs) == images == page.count("<img"), name
-    for png in pngs:
-        image = matplotlib.image.imread(io.BytesIO(png), format="png")
-        assert image.shape[0] > 100 and image.shape[1] > 100
-        assert len(png) < 120_000
+    assert len(pngs) == images + digits == page.count("<img"), name
+    shapes = [matplotlib.image.imread(io.BytesIO(png), format="png").shape[:2] for png in pngs]
+    assert sum(shape == (112, 112) for shape in shapes) == digits, (name, shapes)
+    assert all(shape[0] > 100 and shape[1] > 100 for shape in shapes), (name, shapes)
+    assert all(len(png) < 120_000 for png in pngs), name
     assert "def test_" not in page and "assert " not in page, name
 
 
@@ -228,7 +229,25 @@ def test_page_is_self_contained_and_escaped(records):
 def test_mnist_page_shows_aggregates_only(mnist_rec, mnist):
     """The MNIST page: confusion matrix and digit grid, every check; no test-label vector."""
     page = feedback_html.render(mnist_rec)
-    check_page("mnist", page, images=2)
+    check_page("mnist", page, images=0, digits=12)  # the confusion matrix is a table, the digits' labels text
+    import matplotlib.image
+
+    first = mnist_rec["details"]["model"]["misclassified"][0]
+    sure = f"{100 * first['confidence']:.{1 if first['confidence'] >= 0.995 else 0}f} % confident"
+    assert f"<span>true {first['true']} / predicted {first['predicted']}</span><span>{sure}</span>" in page
+    image = matplotlib.image.imread(io.BytesIO(_pngs(page)[0]), format="png")
+    pixels = np.rint(image[::4, ::4] * 255).astype(int)  # one value per 4x4 square: dark ink on white
+    assert np.array_equal(pixels, 255 - np.asarray(first["image"])), "the first digit's own pixels, inverted"
+    confusion = mnist_rec["details"]["model"]["confusion"]
+    table = page[page.index('<table class="confusion">'):]
+    table = table[:table.index("</table>")]
+    cells = re.findall(r'<td style="background:(#[0-9a-f]{6});color:(#[0-9a-f]{3,6})">(\d+)</td>', table)
+    assert [int(c[2]) for c in cells] == [v for row in confusion for v in row]  # row by row, every count
+    diagonal = [cells[11 * k][0] for k in range(10)]
+    assert all(int(c[1:3], 16) < int(c[5:7], 16) for c in diagonal), diagonal  # the correct ones blue
+    worst = max((v, i, j) for i, row in enumerate(confusion) for j, v in enumerate(row) if i != j)
+    colour = cells[10 * worst[1] + worst[2]][0]
+    assert int(colour[1:3], 16) > int(colour[5:7], 16), colour  # the most frequent mistake red
     assert "MNIST with a convolutional network" in page and "ada" in page
     assert f"score {mnist_rec['score']:g} / {mnist_rec['max_score']:g}" in page
     for c in mnist_rec["checks"]:
@@ -301,7 +320,7 @@ def chromium():
 
 
 @browser_test
-@pytest.mark.parametrize("name, images, rows", [("mnist", 2, 6), ("susy", 1, 9), ("failed", 0, 5)])
+@pytest.mark.parametrize("name, images, rows", [("mnist", 12, 16), ("susy", 1, 9), ("failed", 0, 5)])
 def test_page_in_chromium(chromium, records, request, tmp_path, name, images, rows):
     """Every image decodes, nothing is requested outside the file, the CSP is not violated."""
     record = request.getfixturevalue("mnist_rec") if name == "mnist" else records[name]
@@ -313,7 +332,8 @@ def test_page_in_chromium(chromium, records, request, tmp_path, name, images, ro
     assert facts["outside"] == [] and all(u.startswith(("file:", "data:")) for u in facts["requests"])
     assert facts["errors"] == [] and facts["scripts"] == 0 and facts["handler_elements"] == []
     assert record["student"] in facts["title"] and f"{record['score']:g} / {record['max_score']:g}" in facts["title"]
-    assert facts["rows"] == len(record["checks"]) + (3 if name == "susy" else 0) == rows
+    # A row per check, and per ROC table model (SUSY) or confusion-matrix digit (MNIST).
+    assert facts["rows"] == len(record["checks"]) + {"susy": 3, "mnist": 10}.get(name, 0) == rows
     assert (tmp_path / "page.png").stat().st_size > 10_000
 
 
