@@ -125,10 +125,10 @@ def atomic_write(path: Path, text: str) -> None:
         raise
 
 
-def save_record(result: StudentResult, folder: Path) -> Path:
-    """Commit ``result`` as ``folder/grading.json`` (atomically)."""
+def save_record(result: StudentResult, folder: Path, record: dict | None = None) -> Path:
+    """Commit ``result`` as ``folder/grading.json`` (atomically); ``record``: its ``to_dict()``, if made already."""
     path = Path(folder) / RECORD_FILE
-    atomic_write(path, json.dumps(result.to_dict(), indent=1) + "\n")
+    atomic_write(path, json.dumps(record or result.to_dict(), indent=1) + "\n")
     return path
 
 

@@ -80,10 +80,11 @@ def task_for(assignment: course_config.Assignment, profile: course_config.Profil
 def write_student_files(result: StudentResult, folder: Path) -> None:
     """The student's files (results.json, feedback pages), then the record that says they are complete."""
     folder.mkdir(parents=True, exist_ok=True)
+    record = result.to_dict()
     gradescope_export.write(result, folder)
     feedback_md.write(result, folder)
-    feedback_html.write(result.to_dict(), folder)
-    save_record(result, folder)
+    feedback_html.write(record, folder)
+    save_record(result, folder, record)
 
 
 def grade_folder(assignment: course_config.Assignment, student: str, src: Path, fp: str, job: Job, tasks: dict,

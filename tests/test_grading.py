@@ -141,6 +141,10 @@ def test_results_record_what_each_prediction_job_used(graded):
     used = data["extra_data"]["models"]["model"]["prediction"]
     assert used["seconds"] > 0 and used["cpu_seconds"] > 0 and used["peak_memory_mb"] > 10
     assert used["sandbox"] == results["alice"].extra["sandbox"]
+    # ... and where its time went, from the child's own clock: the steps add up to the job's wall time.
+    phases = used["phases"]
+    assert list(phases) == ["start", "imports", "read_model", "forward", "write", "end"], phases
+    assert phases["forward"] > 0 and abs(sum(phases.values()) - used["seconds"]) < 0.1, (phases, used)
     assert "prediction" not in results["frank"].extra.get("models", {}).get("model", {})  # no model, no job
 
 
@@ -307,3 +311,16 @@ def test_other_model_formats_are_named(tmp_path, files, words):
     assert result.score == 0
     for c in result.checks:
         assert words in c.output and 'model.save("mnist_dense.keras")' in c.output, c.output
+
+
+def test_a_prediction_jobs_clock_is_trusted_only_when_sane():
+    """The child writes its clock readings; a model cannot run code there, but the grader reads them as untrusted."""
+    from autograder.grading.predict import job_phases
+
+    clock = {"started": 100.1, "imported": 100.2, "read": 100.25, "predicted": 101.0, "written": 101.01}
+    assert job_phases(clock, 100.0, 1.05) == {"start": 0.1, "imports": 0.1, "read_model": 0.05, "forward": 0.75,
+                                              "write": 0.01, "end": 0.04}
+    for bad in ({**clock, "read": "soon"}, {**clock, "predicted": float("inf")}, {**clock, "written": 90.0},
+                {k: v for k, v in clock.items() if k != "imported"}, ["not", "a", "dict"], None):
+        assert job_phases(bad, 100.0, 1.05) == {}, bad
+    assert job_phases(clock, 0.0, 1.05) == {}  # no start time recorded

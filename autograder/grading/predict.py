@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import math
 import shutil
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -22,6 +23,29 @@ class Prediction:
     engine: str | None = None  # how the outputs were made ("numpy", "keras (...)", "skops")
     usage: dict = field(default_factory=dict)  # what the job used (absent when no job ran)
     limits_hit: list[str] = field(default_factory=list)
+
+
+# The steps of a prediction job, each ending at the child's clock reading of that name.
+PHASES = (("start", "started"), ("imports", "imported"), ("read_model", "read"), ("forward", "predicted"),
+          ("write", "written"))
+
+
+def job_phases(clock, started_at: float, seconds: float) -> dict[str, float]:
+    """Seconds per step of a prediction job from the child's clock readings (``{}`` if they are not sane):
+    ``start`` the sandbox and the interpreter, ``imports``, ``read_model``, ``forward`` (the predictions),
+    ``write`` (the outputs), ``end`` (the child's exit and the sandbox's teardown)."""
+    if not isinstance(clock, dict) or not started_at:
+        return {}
+    times = [started_at] + [clock.get(key) for _, key in PHASES]
+    if not all(isinstance(t, (int, float)) and not isinstance(t, bool) and math.isfinite(t) for t in times):
+        return {}
+    steps = [b - a for a, b in zip(times, times[1:])]
+    end = seconds - (times[-1] - started_at)
+    if min(steps + [end]) < -0.05:  # a clock that runs backwards is not the job's own (it is student-writable)
+        return {}
+    phases = {name: round(max(0.0, step), 3) for (name, _), step in zip(PHASES, steps)}
+    phases["end"] = round(max(0.0, end), 3)
+    return phases
 
 
 def predict(spec: course_config.ModelSpec, model_path: Path, model_info, task, *, limits: course_config.Limits,
@@ -59,6 +83,9 @@ def predict(spec: course_config.ModelSpec, model_path: Path, model_info, task, *
         engine = report.get("engine")
         if isinstance(engine, str):
             prediction.engine = engine[:200]
+        phases = job_phases(report.get("clock"), result.started_at, result.seconds)
+        if phases:
+            prediction.usage["phases"] = phases
         out = workdir / "predictions.npy"
         try:
             if out.is_symlink() or not out.is_file():

@@ -14,6 +14,9 @@ import json
 import os
 import sys
 import tempfile
+import time
+
+STARTED = time.time()  # the interpreter is up: what came before was the sandbox's and Python's start
 
 
 def _job_predict(kind: str, model_path: str, inputs_path: str, out_path: str, shape: str = "") -> None:
@@ -22,8 +25,10 @@ def _job_predict(kind: str, model_path: str, inputs_path: str, out_path: str, sh
     ``keras``: the NumPy engine (``keras_numpy``: reads the config and weights, runs no code from
     the file) when it supports every layer of the model, else Keras itself in safe mode (no Lambda
     or other code-carrying layers). ``skops``: only scikit-learn types are trusted; anything else in
-    the file is refused before loading. Next to the outputs, ``<out>.json`` says which engine ran.
+    the file is refused before loading. Next to the outputs, ``<out>.json`` says which engine ran and
+    when each step ended (``clock``: seconds since the epoch, for the grader's account of the job's time).
     """
+    clock = {"started": STARTED}
     import numpy as np
 
     inputs = np.load(inputs_path, allow_pickle=False, mmap_mode="r")
@@ -35,41 +40,49 @@ def _job_predict(kind: str, model_path: str, inputs_path: str, out_path: str, sh
             sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
             import _autograder_keras_numpy as keras_numpy
 
+            clock["imported"] = time.time()
             model = keras_numpy.load(model_path)
             engine = "numpy"
         except Exception as exc:  # Unsupported, or anything the engine cannot read: Keras decides
             model = None
             engine = f"keras ({type(exc).__name__}: {str(exc)[:160]})"
         if model is not None:
-            outputs = model.predict(np.asarray(inputs, dtype=np.float32), batch_size=500)
+            clock["read"] = time.time()
+            outputs = model.predict(np.asarray(inputs, dtype=np.float32))
         else:
             os.environ.setdefault("KERAS_BACKEND", "tensorflow")
             import keras
 
+            clock["imported"] = time.time()
             try:
                 model = keras.saving.load_model(model_path, safe_mode=True, compile=False)
             except Exception as exc:  # say what the file is and what to do, not only Keras' words
                 with open(os.path.splitext(out_path)[0] + ".json", "w") as f:
                     json.dump({"engine": engine, "problem": _unreadable(model_path, engine, exc, keras.__version__)}, f)
                 raise SystemExit(3) from None
+            clock["read"] = time.time()
             outputs = model.predict(np.asarray(inputs), batch_size=500, verbose=0)
     elif kind == "skops":
         import skops.io as sio
 
+        clock["imported"] = time.time()
         untrusted = sio.get_untrusted_types(file=model_path)
         refused = [t for t in untrusted if not t.startswith("sklearn.")]
         if refused:
             raise TypeError(f"refusing to load types from outside scikit-learn: {', '.join(refused)}")
         model = sio.load(model_path, trusted=untrusted)
+        clock["read"] = time.time()
         outputs = model.predict_proba(inputs) if hasattr(model, "predict_proba") else model.decision_function(inputs)
     else:
         raise ValueError(f"unknown model kind {kind!r}")
     outputs = np.asarray(outputs)
+    clock["predicted"] = time.time()
     if outputs.dtype == object:
         raise TypeError("the model's output is not a numeric array")
     np.save(out_path, outputs.astype(np.float32), allow_pickle=False)
+    clock["written"] = time.time()
     with open(os.path.splitext(out_path)[0] + ".json", "w") as f:
-        json.dump({"engine": engine}, f)
+        json.dump({"engine": engine, "clock": clock}, f)
 
 
 def _unreadable(model_path: str, engine: str, exc: Exception, pinned: str) -> str:

@@ -25,6 +25,7 @@ class SandboxResult:
     peak_processes: int = 0
     output_mb: float = 0.0  # printed on stdout and stderr together (only the tails are kept)
     cpu_seconds: float = 0.0
+    started_at: float = 0.0  # time.time() when the job was started (the child's own clock reads the same)
 
     @property
     def ok(self) -> bool:

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import os
 import resource
+import select
 import shutil
 import signal
 import subprocess
@@ -113,7 +114,7 @@ def run_job(
     kernel_disk = os.path.ismount(workdir)
     cpu_seconds = int(time_limit_s * (os.cpu_count() or 1)) + 60
     cpu_before = resource.getrusage(resource.RUSAGE_CHILDREN)
-    start = time.monotonic()
+    start, started_at = time.monotonic(), time.time()
     try:
         proc = subprocess.Popen(  # noqa: S603 - argv built above, no shell
             full_argv,
@@ -161,7 +162,7 @@ def run_job(
     watcher.start()
     timed_out = False
     try:
-        proc.wait(timeout=time_limit_s)
+        _wait(proc, time_limit_s)
     except subprocess.TimeoutExpired:
         timed_out = True
         _kill(proc)
@@ -201,7 +202,26 @@ def run_job(
         # (none inside bubblewrap's PID namespace), so it is the fallback where no group counts CPU time.
         cpu_seconds=usage.get("cpu_seconds", (cpu_after.ru_utime + cpu_after.ru_stime)
                               - (cpu_before.ru_utime + cpu_before.ru_stime)),
+        started_at=started_at,
     )
+
+
+def _wait(proc: subprocess.Popen, timeout: float) -> None:
+    """``proc.wait(timeout)``, woken the moment the child exits: Popen's own wait with a timeout polls,
+    sleeping up to 50 ms between looks (25 ms lost per job on average, once per model of every submission)."""
+    try:
+        fd = os.pidfd_open(proc.pid)
+    except (AttributeError, OSError):  # not Linux 5.3+, or the child is already reaped
+        proc.wait(timeout=timeout)
+        return
+    try:
+        poll = select.poll()
+        poll.register(fd, select.POLLIN)  # readable once the process has exited
+        if not poll.poll(max(0, int(timeout * 1000))):
+            raise subprocess.TimeoutExpired(proc.args, timeout)
+    finally:
+        os.close(fd)
+    proc.wait()
 
 
 def _kill(proc: subprocess.Popen) -> None:
