@@ -250,7 +250,7 @@ def check_model(facts, spec, folder=".", model=None, x_val=None, y_val=None, out
         out("  the grader's NumPy engine reads the file (no validation images given to compare predictions)")
         return report
     x = _inputs_for(x_val, info, facts["dataset"])
-    grader = engine_model.predict(x, batch_size=500)
+    grader = engine_model.predict(x)
     if model is not None:
         own = _own_outputs(model, x)
         if facts["dataset"] == "mnist":

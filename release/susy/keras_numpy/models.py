@@ -414,7 +414,27 @@ def _build_layer(layer, shape):
             raise Unsupported(f"{layer.where}: was built for input {bs} but receives {(None, *shape)}")
     if isinstance(layer, _Normalization) and bs is not None and not isinstance(bs, tuple):
         raise Unsupported(f"{layer.where}: build_config {bs} is not supported")
-    return layer.build(shape)
+    out = layer.build(shape)
+    # The most float32 values one sample holds at once in this layer: its output, or its im2col buffer.
+    layer.sample_floats = max(_size(out), getattr(layer, "work_floats", 0))
+    return out
+
+
+def _size(shape) -> int:
+    """Values per sample of an output shape (1 for an unknown dimension)."""
+    n = 1
+    for d in shape:
+        n *= d if isinstance(d, int) else 1
+    return n
+
+
+def sample_floats(model) -> int:
+    """The largest number of float32 values any one layer of ``model`` holds per sample."""
+    most = getattr(model, "sample_floats", 1)
+    if model.is_model:
+        for child in model.children():
+            most = max(most, sample_floats(child))
+    return most
 
 
 def _defer_into_pool(conv, pool):

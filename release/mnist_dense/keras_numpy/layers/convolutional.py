@@ -74,6 +74,8 @@ class _Conv2D(_Layer):
                 if o <= 0:
                     raise Unsupported(f"{self.where}: empty output for input {(None, *shape)}")
                 out.append(o)
+        kh, kw = self.kernel_size
+        self.work_floats = (out[0] or 1) * (out[1] or 1) * kh * kw * self.n_in  # the im2col buffer
         return (out[0], out[1], self.filters)
 
     def weight_shapes(self):
