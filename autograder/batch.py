@@ -161,6 +161,7 @@ def grade_assignments(
     *,
     execute: bool = False,
     profile_name: str = course_config.DEFAULT_PROFILE,
+    profile: course_config.Profile | None = None,
     backend: str | None = None,
     workers: int | None = None,
     regrade: bool = False,
@@ -176,9 +177,11 @@ def grade_assignments(
     each asking for ``gpus_per_task`` GPUs.
     ``strict`` (default: course_config.LIMITS.require_kernel_limits) refuses to grade, before anything
     is run, unless the kernel enforces every sandbox limit; otherwise each one it does not is warned about.
+    ``profile``, if given, is used instead of the named one (e.g. a profile with another time limit: it is part
+    of every result's fingerprint).
     """
     start = time.monotonic()
-    profile = course_config.profile(profile_name)
+    profile = profile or course_config.profile(profile_name)
     chosen = [course_config.assignment(name) for name in assignments]
     submitted_dir, out_dir = Path(submitted_dir).resolve(), Path(out_dir).resolve()
     if not submitted_dir.is_dir():

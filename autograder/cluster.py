@@ -115,8 +115,11 @@ def grade_packed(assignment_name: str, student: str, fp: str, packed: bytes, job
 
 def commit(result: dict, back: dict[str, bytes], folder: Path) -> StudentResult:
     """On the client: write a student's files that came back, the record that says they are complete last."""
+    from autograder.worker import clear_run_files
+
     folder = folder.resolve()
     folder.mkdir(parents=True, exist_ok=True)
+    clear_run_files(course_config.assignment(result["assignment"]), folder)
     for rel in sorted(back, key=lambda r: r == RECORD_FILE):
         target = (folder / rel).resolve()
         if folder not in target.parents:

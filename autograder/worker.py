@@ -87,11 +87,21 @@ def write_student_files(result: StudentResult, folder: Path) -> None:
     save_record(result, folder, record)
 
 
+def clear_run_files(assignment: course_config.Assignment, folder: Path) -> None:
+    """Remove what an earlier re-run left in a student's output folder (its notebook and models): only this
+    grading's files stay, whatever mode graded them before."""
+    from autograder.grading.execute import run_files
+
+    for name in run_files(assignment):
+        (folder / name).unlink(missing_ok=True)
+
+
 def grade_folder(assignment: course_config.Assignment, student: str, src: Path, fp: str, job: Job, tasks: dict,
                  keep_dir: Path, carried_notes: tuple[str, ...] = ()) -> StudentResult:
     """Grade one student's folder and write their files into ``keep_dir``; never raises for a bad submission."""
     profile = job.profile
     keep_dir.mkdir(parents=True, exist_ok=True)
+    clear_run_files(assignment, keep_dir)
     start = time.monotonic()
     if not src.is_dir():
         result = failed_result(student, assignment, f"no submission found at {student}/{assignment.name}/")

@@ -19,6 +19,15 @@ from autograder import sandbox
 from autograder.keras_numpy.architecture import h5_twin
 
 EXECUTED_NOTEBOOK = "executed.ipynb"
+
+
+def run_files(assignment: course_config.Assignment) -> list[str]:
+    """The files a re-run leaves in a student's output folder: the executed notebook and the model files it
+    saved (each model under its name or its ``.h5`` twin's), which a later run replaces or removes."""
+    names = [EXECUTED_NOTEBOOK]
+    for spec in assignment.models:
+        names += [spec.file] + ([h5_twin(spec.file)] if spec.kind == "keras" else [])
+    return names
 INJECTED_TAG = "injected-parameters"
 
 

@@ -4,7 +4,8 @@ For one student's folder (nbgrader's ``submitted/<student>/<assignment>/``):
 
 1. copy the student's regular files into a fresh scratch folder;
 2. with ``execute``: run the notebook in the sandbox with the profile's parameters, on data without
-   the test labels, and keep only the model files that run saves (:mod:`autograder.grading.execute`);
+   the test labels, and keep only the model files that run saves (:mod:`autograder.grading.execute`;
+   with ``keep_dir``, the executed notebook and the model files graded are kept there);
 3. read each model's architecture from its file (no deserialization);
 4. have a fresh sandbox per model load it and predict the hidden test inputs;
 5. run the assignment's checks (pytest) on what came back, with the labels on this side only, and
@@ -17,6 +18,7 @@ from __future__ import annotations
 
 import contextlib
 import io
+import shutil
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -115,6 +117,8 @@ def prepare_submission(
                         submission.notes.append(note)
                 submission.models[spec.name] = inspect(spec, model_path, limits.max_model_file_mb)
                 submission.files[spec.name] = model_path.name
+                if execute and keep_dir is not None:  # what the re-run saved and was graded, beside executed.ipynb
+                    shutil.copyfile(model_path, keep_dir / model_path.name)
             except ModelFileError as exc:
                 submission.model_problems[spec.name] = model_problem(exc, spec, model_path, submission, execute)
                 continue
