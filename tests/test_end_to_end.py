@@ -12,8 +12,9 @@ import sys
 import pytest
 
 import course_config
+from autograder import demo
 from autograder.release import runnable_solution
-from autograder.results import RECORD_FILE
+from autograder.results import RECORD_FILE, load_records
 
 pytestmark = pytest.mark.slow
 
@@ -57,6 +58,35 @@ def test_grade_execute_quick_reference_full_marks_untouched_release_zero(name, t
         rows = {r["student"]: r for r in csv.DictReader(f)}
     assert float(rows["reference"]["score"]) == a.max_score and float(rows["untouched"]["score"]) == 0
     assert "reference" in proc.stdout and "total" in proc.stdout  # the student x check table
+
+    # The model files the re-run saved and were graded are kept beside executed.ipynb: handed in as saved
+    # models, they grade the same. Graded again into the same folder, no file of the earlier run stays.
+    kept = [out / "reference" / name / spec.file for spec in a.models]
+    assert all(path.is_file() for path in kept), sorted(p.name for p in (out / "reference" / name).iterdir())
+    assert not any((out / "untouched" / name / spec.file).exists() for spec in a.models)  # the run saved none
+    # make demo's class is made from such kept files: its hand-ins that need only this assignment's (the others
+    # need another assignment's), graded in the same saved-model batch, end as the demo expects.
+    class_dir = tmp_path / "class"
+    shutil.copytree(out / "reference", tmp_path / "kept")
+    handins = [h for h in demo.HANDINS[name] if not isinstance(h.files, demo.OtherModel)]
+    for handin in handins:
+        demo.make_handin(handin, a, tmp_path / "kept", class_dir)
+    (class_dir / "reference").mkdir()
+    shutil.copytree(submitted / "reference" / name, class_dir / "reference" / name)
+    for path in kept:
+        shutil.copyfile(path, class_dir / "reference" / name / path.name)
+    saved = subprocess.run(
+        [sys.executable, "-m", "autograder", "grade", name, str(class_dir), "--out", str(out), "--profile", "quick"],
+        capture_output=True, text=True, env={**os.environ, "TF_CPP_MIN_LOG_LEVEL": "2"}, timeout=900,
+    )
+    assert saved.returncode == 0, saved.stderr
+    again = json.loads((out / "reference" / name / "results.json").read_text())
+    assert [(t["name"], t["score"]) for t in again["tests"]] == [(t["name"], t["score"]) for t in ref["tests"]]
+    assert again["extra_data"]["executed"] is False
+    assert not (out / "reference" / name / "executed.ipynb").exists() and not any(p.exists() for p in kept)
+    records = {r.student: r for r in load_records(out, name)}
+    for handin in handins:
+        assert demo.outcome_ok(handin, records[handin.student]), (handin, records[handin.student].to_dict())
 
 
 def test_cli_reports_usage_errors_without_a_traceback(tmp_path):
