@@ -7,6 +7,7 @@ import os
 import pickle
 import shutil
 import tempfile
+import threading
 import zipfile
 from pathlib import Path
 
@@ -121,7 +122,7 @@ def grader_footprint() -> dict[str, list[str]]:
 
     Each name carries the pid of the grader process that made it (see autograder.sandbox and
     autograder.cgroups), so :func:`assert_given_back` judges only this test's grader, whatever else the
-    machine runs (another grader, a process writing and deleting files).
+    machine runs (another grader, another test killing one, a process writing and deleting files).
     """
     from autograder import sandbox
     from autograder.sandbox import cgroups
@@ -155,12 +156,43 @@ def _owner(name: str) -> int | None:
     return None
 
 
-def assert_given_back(before: dict, after: dict) -> None:
-    """Everything this process's grading made (or a dead worker of it left) is gone: scratch folders
-    unmounted and removed (their tmpfs pages freed), job control groups removed."""
+class Descendants:
+    """The processes this one starts (at any depth) while the ``with`` block runs, seen every 0.1 s: the grader's
+    worker processes, which may be gone by the time their leftovers are looked for."""
+
+    def __init__(self):
+        self.pids: set[int] = {os.getpid()}
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._watch, daemon=True)
+
+    def _watch(self):
+        import psutil
+
+        me = psutil.Process()
+        while True:
+            try:
+                self.pids.update(p.pid for p in me.children(recursive=True))
+            except psutil.Error:
+                pass
+            if self._stop.wait(0.1):
+                return
+
+    def __enter__(self) -> Descendants:
+        self._thread.start()
+        return self
+
+    def __exit__(self, *exc):
+        self._stop.set()
+        self._thread.join()
+
+
+def assert_given_back(before: dict, after: dict, owners: set[int] | None = None) -> None:
+    """Everything this process's grading made is gone: scratch folders unmounted and removed (their tmpfs pages
+    freed), job control groups removed. ``owners``: the grading's processes (default: this one; a
+    :class:`Descendants` watch gives its workers too, dead or alive). What other processes hold is theirs."""
+    owners = owners or {os.getpid()}
     for kind in before:
-        left = [n for n in sorted(set(after[kind]) - set(before[kind]))
-                if _owner(n) in (os.getpid(), None) or not Path(f"/proc/{_owner(n)}").exists()]
+        left = [n for n in sorted(set(after[kind]) - set(before[kind])) if _owner(n) in owners | {None}]
         assert not left, f"{kind} not given back: {left}"
 
 

@@ -15,7 +15,7 @@ import course_config
 from autograder import audit
 from autograder.release import helper_files as release_helpers
 from autograder.results import RECORD_FILE
-from tests.helpers import make_submission, train_on_test_set
+from tests.helpers import make_submission
 
 pytestmark = pytest.mark.slow
 A = course_config.MNIST_DENSE
@@ -33,11 +33,11 @@ def test_choose_is_seeded_and_always_includes_flagged_students():
 
 
 @pytest.mark.parametrize("where", [[], ["--cluster", "local:2"]], ids=["local-pool", "dask-cluster"])
-def test_audit_flags_a_forged_model_and_a_notebook_that_makes_none(where, tmp_path, mnist, models_dir):
+def test_audit_flags_a_forged_model_and_a_notebook_that_makes_none(where, tmp_path, models_dir, forged_model):
     submitted = tmp_path / "submitted"
     solution = course_config.COURSE_DIR / "solutions" / A.name / A.notebook
     release = course_config.COURSE_DIR / "release" / A.name / A.notebook
-    forged = train_on_test_set(mnist, tmp_path / "forged.keras")
+    forged = forged_model
     make_submission(submitted, "forger", A.name, {A.notebook: solution, A.model_file: forged})
     make_submission(submitted, "honest", A.name, {A.notebook: solution, A.model_file: models_dir / "dense.keras"})
     make_submission(submitted, "no-notebook-work", A.name, {A.notebook: release, A.model_file: models_dir / "dense.keras"})

@@ -27,7 +27,7 @@ def comparable(result) -> dict:
     extra = data.get("extra", {})
     jobs = [extra.get("execution", {})] + [m.get("prediction", {}) for m in extra.get("models", {}).values()]
     for usage in jobs:
-        for key in ("seconds", "cpu_seconds", "peak_memory_mb"):
+        for key in ("seconds", "cpu_seconds", "peak_memory_mb", "phases"):
             usage.pop(key, None)
     return data
 

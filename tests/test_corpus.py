@@ -29,7 +29,7 @@ from autograder.course_data import DATA_DIR_ENV
 from autograder.grading import execute
 from autograder.results import RECORD_FILE
 from tests import corpus
-from tests.helpers import assert_given_back, grader_footprint, make_submission, susy_model_files
+from tests.helpers import Descendants, assert_given_back, grader_footprint, make_submission
 
 pytestmark = pytest.mark.slow
 SERVER = socket.socket()
@@ -56,11 +56,10 @@ def leftover_processes() -> list[str]:
 
 
 @pytest.fixture(scope="module")
-def graded(tmp_path_factory, mnist, models_dir):
+def graded(tmp_path_factory, mnist, models_dir, susy_models):
     root = tmp_path_factory.mktemp("corpus")
     corpus.PICKLE_MARKER.unlink(missing_ok=True)
-    susy_dir = susy_model_files(tmp_path_factory.mktemp("corpus_susy"))
-    models = corpus.model_files(tmp_path_factory.mktemp("corpus_models"), mnist, models_dir, susy_dir)
+    models = corpus.model_files(tmp_path_factory.mktemp("corpus_models"), mnist, models_dir, susy_models)
     by_mode = {"saved": {}, "execute": {}}
     for case in CASES:
         folder = make_submission(root / case.mode, case.student, case.assignment, {})
@@ -82,16 +81,17 @@ def graded(tmp_path_factory, mnist, models_dir):
     start = time.monotonic()
     try:
         reports = {}
-        for mode, assignments in by_mode.items():
-            for report in batch.grade_assignments(assignments, root / mode, root / f"out-{mode}", workers=2,
-                                                  execute=mode == "execute", profile_name="quick", log=sys.stdout):
-                reports.update({(mode, r.student): r for r in report.results})
+        with Descendants() as grader:  # the batch's worker processes: what they leave is this test's to judge
+            for mode, assignments in by_mode.items():
+                for report in batch.grade_assignments(assignments, root / mode, root / f"out-{mode}", workers=2,
+                                                      execute=mode == "execute", profile_name="quick", log=sys.stdout):
+                    reports.update({(mode, r.student): r for r in report.results})
     finally:
         patch.undo()
     time.sleep(4)  # the leftover-processes case's late writer would have written by now
     after = course_state(), grader_footprint()
     print(f"corpus: {len(CASES)} cases graded in {time.monotonic() - start:.0f} s")
-    return {"root": root, "results": reports, "alone": alone, "before": before, "after": after}
+    return {"root": root, "results": reports, "alone": alone, "before": before, "after": after, "grader": grader.pids}
 
 
 def feedback(result) -> str:
@@ -125,7 +125,7 @@ def test_no_other_students_result_changes(graded):
 def test_course_folder_unchanged_and_machine_recovered(graded):
     (state_before, free_before), (state_after, free_after) = graded["before"], graded["after"]
     assert state_after == state_before
-    assert_given_back(free_before, free_after)
+    assert_given_back(free_before, free_after, graded["grader"])
     assert leftover_processes() == []
     assert not corpus.PICKLE_MARKER.exists()  # the pickle that runs code when loaded was never loaded
     late = graded["root"] / "execute" / "leftover-processes" / "mnist_dense" / "late.txt"

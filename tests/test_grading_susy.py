@@ -8,15 +8,10 @@ import pytest
 import course_config
 from autograder import batch
 from autograder.datasets import tasks
-from tests.helpers import make_submission, susy_model_files
+from tests.helpers import make_submission
 
 S = course_config.SUSY
 FILES = {spec.name: spec.file for spec in S.models}
-
-
-@pytest.fixture(scope="module")
-def susy_models(tmp_path_factory):
-    return susy_model_files(tmp_path_factory.mktemp("susy_models"))
 
 
 def grade(tmp_path, files):

@@ -15,7 +15,7 @@ import course_config
 from autograder import batch
 from autograder.grading import submission
 from autograder.results import RECORD_FILE
-from tests.helpers import make_submission, susy_model_files
+from tests.helpers import make_submission
 
 A = course_config.MNIST_DENSE
 REAL_SUSY = Path(os.environ.get("COURSE_DATA_DIR", "/nonexistent")) / "susy_real_10k.csv.gz"
@@ -91,10 +91,9 @@ def test_a_check_the_grader_cannot_run_counts_as_internal(tmp_path, models_dir, 
     assert {c.id for c in ada.checks if c.score == c.points} >= {"layer_types", "output_layer", "param_budget"}
 
 
-def test_saved_susy_models_on_simulated_events_are_flagged(tmp_path):
+def test_saved_susy_models_on_simulated_events_are_flagged(tmp_path, susy_models):
     """quick scores SUSY on simulated events: the TA is warned, the summary and every student's feedback say so."""
-    (tmp_path / "models").mkdir()
-    models = susy_model_files(tmp_path / "models")
+    models = susy_models
     submitted = tmp_path / "submitted"
     make_submission(submitted, "ada", "susy", {"susy_logreg.skops": models / "logreg.skops",
                                                "susy_trees.skops": models / "trees.skops",

@@ -11,18 +11,17 @@ import course_config
 from autograder import batch
 from autograder.exporters.gradebook import write_gradebook
 from autograder.release import nbgrader_env
-from tests.helpers import make_submission, train_on_test_set
+from tests.helpers import make_submission
 
 A = course_config.MNIST_DENSE
 
 
 @pytest.fixture(scope="module")
-def graded(tmp_path_factory, mnist, models_dir):
+def graded(tmp_path_factory, models_dir, forged_model):
     """An honest student and one whose dense network was trained on the test images themselves."""
     root = tmp_path_factory.mktemp("trust")
-    train_on_test_set(mnist, root / "cheat.keras")
     submitted = root / "submitted"
-    make_submission(submitted, "cheater", A.name, {A.model_file: root / "cheat.keras"})
+    make_submission(submitted, "cheater", A.name, {A.model_file: forged_model})
     make_submission(submitted, "honest", A.name, {A.model_file: models_dir / "dense.keras"})
     out = root / "out"
     report = batch.grade(A.name, submitted, out, workers=1, log=sys.stdout)

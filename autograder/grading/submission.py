@@ -166,7 +166,7 @@ def record_prediction(submission: Submission, model: str, prediction: Prediction
 UNUSED_PYTEST_PLUGINS = (
     "cacheprovider", "warnings", "randomly", "unraisableexception", "threadexception", "faulthandler", "logging",
     "doctest", "junitxml", "pastebin", "legacypath", "tmpdir", "stepwise", "setuponly", "setupplan", "subtests",
-    "unittest", "debugging",
+    "unittest", "debugging", "xdist", "xdist.looponfail",
 )
 
 
