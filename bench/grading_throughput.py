@@ -11,9 +11,14 @@ One run, one class of ``mnist_cnn`` students, on this machine:
    saves every student's model);
 4. our grader on the same students' notebooks and the models their runs saved
    (``autograder grade mnist_cnn ... --profile quick``, saved-model mode, default workers), timed
-   as a user runs it: the whole command, process start included.
+   as a user runs it: the whole command, process start included, and when each result came;
+5. where one submission's time goes: the prediction job's steps from the child's own clock (sandbox
+   and interpreter start, imports, reading the model, the forward pass, writing the outputs, exit),
+   the rest of ``grade_submission`` in the trusted process (copying the submission, reading the
+   architecture, the checks, the aggregates), and writing the student's results (timed here, in this
+   process, on the same records).
 
-Prints submissions per minute for both and their ratio, and records them in
+Prints submissions per minute for both and their ratio and the breakdown, and records them in
 ``docs/grading_throughput.md``.
 
     python bench/grading_throughput.py              # 24 valid + 3 broken students
@@ -25,10 +30,12 @@ from __future__ import annotations
 import argparse
 import datetime as dt
 import os
+import re
 import shutil
 import subprocess
 import sys
 import tempfile
+import threading
 import time
 from pathlib import Path
 
@@ -127,6 +134,60 @@ def our_layout(course: Path, students: list[str], target: Path) -> int:
     return models
 
 
+def timed_command(argv: list[str]) -> tuple[float, list[float], str, str]:
+    """Run a command; its wall time, when each progress line ("[k/n]") came (seconds from the start), its output."""
+    start = time.monotonic()
+    proc = subprocess.Popen(argv, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    stdout_parts: list[str] = []
+    reader = threading.Thread(target=lambda: stdout_parts.append(proc.stdout.read()), daemon=True)
+    reader.start()
+    stamps, stderr = [], []
+    for line in proc.stderr:
+        stderr.append(line)
+        if line.lstrip().startswith("["):
+            stamps.append(time.monotonic() - start)
+    proc.wait()
+    reader.join()
+    seconds = time.monotonic() - start
+    if proc.returncode != 0:
+        raise RuntimeError(f"{' '.join(argv[2:6])} failed:\n{''.join(stderr)[-3000:]}")
+    return seconds, stamps, "".join(stdout_parts), "".join(stderr)
+
+
+def interpreter_start_s(runs: int = 10) -> float:
+    """The mean wall time of ``python -I -c pass``: the interpreter's part of a sandboxed job's start."""
+    start = time.monotonic()
+    for _ in range(runs):
+        subprocess.run([sys.executable, "-I", "-c", "pass"], check=True)
+    return (time.monotonic() - start) / runs
+
+
+def breakdown(graded: Path) -> tuple[dict[str, float], int]:
+    """Mean seconds per step of one submission with a model, from the committed results under ``graded``,
+    and how many submissions that is. Writing the results is timed here, on the same records."""
+    from autograder.results import load_records
+    from autograder.worker import write_student_files
+
+    steps = {"start": "sandbox and interpreter start", "imports": "imports in the sandbox (NumPy, the engine)",
+             "read_model": "reading the model (in the sandbox)", "forward": "the forward pass (10,000 digits)",
+             "write": "writing the predictions", "end": "the job's exit and the sandbox's teardown"}
+    sums = dict.fromkeys(list(steps.values()) + ["the trusted side: copy, architecture, checks, aggregates",
+                                                 "writing the results (results.json, feedback pages, record)"], 0.0)
+    results = [r for r in load_records(graded, ASSIGNMENT.name)
+               if r.extra.get("models", {}).get("model", {}).get("prediction", {}).get("phases")]
+    with tempfile.TemporaryDirectory(prefix="throughput-write-") as tmp:
+        for r in results:
+            job = r.extra["models"]["model"]["prediction"]
+            for key, label in steps.items():
+                sums[label] += job["phases"][key]
+            sums["the trusted side: copy, architecture, checks, aggregates"] += max(
+                0.0, r.seconds - sum(job["phases"].values()))
+            start = time.monotonic()
+            write_student_files(r, Path(tmp) / r.student)
+            sums["writing the results (results.json, feedback pages, record)"] += time.monotonic() - start
+    return {label: total / max(1, len(results)) for label, total in sums.items()}, len(results)
+
+
 def main(argv=None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--students", type=int, default=24, help="valid submissions (3 broken ones are added)")
@@ -157,21 +218,28 @@ def main(argv=None) -> int:
 
     ours_in = scratch / "submitted"
     models = our_layout(course, students, ours_in)
-    def ours(out: str, *extra: str) -> tuple[float, subprocess.CompletedProcess]:
+    def ours(out: str, *extra: str) -> tuple[float, list[float], str, str]:
         """Our grader on the class, the whole command timed (a fresh output folder: everything is graded)."""
-        argv = [sys.executable, "-m", "autograder", "grade", ASSIGNMENT.name, str(ours_in), "--out", str(scratch / out),
-                "--profile", "quick", *extra]
-        start = time.monotonic()
-        res = subprocess.run(argv, capture_output=True, text=True)
-        seconds = time.monotonic() - start
-        if res.returncode != 0:
-            raise RuntimeError(f"autograder grade {' '.join(extra)} failed:\n{res.stderr}")
-        return seconds, res
+        return timed_command([sys.executable, "-m", "autograder", "grade", ASSIGNMENT.name, str(ours_in),
+                              "--out", str(scratch / out), "--profile", "quick", *extra])
 
-    ours_s, res = ours("graded", *(["--workers", str(args.workers)] if args.workers else []))
-    workers_line = next((line for line in res.stderr.splitlines() if "worker(s)" in line), "")
-    print(res.stdout)
+    ours_s, stamps, stdout, stderr = ours("graded", *(["--workers", str(args.workers)] if args.workers else []))
+    workers_line = next((line for line in stderr.splitlines() if "worker(s)" in line), "")
+    workers = int(re.search(r"(\d+) worker\(s\)", workers_line).group(1)) if "worker(s)" in workers_line else 1
+    print(stdout)
     print(f"our grader: {n} submissions ({models} with a saved model) in {ours_s:.1f} s", flush=True)
+    first, last = stamps[0], stamps[-1]
+    steady = 60 * (len(stamps) - 1) / (last - first) if len(stamps) > 1 and last > first else float("nan")
+    print(f"first result after {first:.1f} s, the last after {last:.1f} s, the command ended after {ours_s:.1f} s: "
+          f"{steady:.1f} submissions/min between the first and the last result", flush=True)
+    steps, measured = breakdown(scratch / "graded")
+    per_submission = sum(steps.values())
+    python_s = interpreter_start_s()
+    print(f"\nwhere one submission's time goes (mean of the {measured} with a model, one worker's seconds):")
+    for label, seconds in steps.items():
+        print(f"  {seconds:6.3f} s  {100 * seconds / per_submission:4.1f} %  {label}")
+    print(f"  {per_submission:6.3f} s  100 %   in all: {workers} worker(s) can grade {60 * workers / per_submission:.0f} "
+          f"submissions/min at most (python -I -c pass alone: {python_s:.3f} s)", flush=True)
     # The same class on a local Dask cluster (--cluster local:N): what the cluster path costs where it is not needed.
     cluster_s = {k: ours(f"graded-cluster-{k}", "--cluster", f"local:{k}")[0] for k in (1, 2)}
 
@@ -207,6 +275,21 @@ def main(argv=None) -> int:
         f"| autograder grade (saved models) | {ours_s:.1f} | {ours_rate:.1f} |",
         f"| autograder grade --cluster local:1 | {cluster_s[1]:.1f} | {cluster_rate[1]:.1f} |",
         f"| autograder grade --cluster local:2 | {cluster_s[2]:.1f} | {cluster_rate[2]:.1f} |",
+        "",
+        f"Our grader's first result came after {first:.1f} s (the command's start, its workers' start, the test data "
+        f"loaded in each), its last after {last:.1f} s: {steady:.1f} submissions/min in between.",
+        "",
+        f"Where one submission's time goes (mean of the {measured} submissions with a model, seconds of one worker; "
+        "the prediction job's steps from the child's own clock, the trusted side from the result's time, writing "
+        "the results timed by the benchmark on the same records):",
+        "",
+        "| step | seconds | share |",
+        "|---|---|---|",
+        *[f"| {label} | {seconds:.3f} | {100 * seconds / per_submission:.1f} % |" for label, seconds in steps.items()],
+        f"| in all | {per_submission:.3f} | 100 % |",
+        "",
+        f"With {workers} worker(s), at most {60 * workers / per_submission:.0f} submissions/min; the whole command's "
+        f"rate ({ours_rate:.1f}/min) also pays for its start. `python -I -c pass` alone takes {python_s:.3f} s here.",
         "",
         f"Ratio: {ratio:.1f}x. The Dask path (`--cluster local:2`, a local cluster of two worker processes started",
         f"by the command, each loading the test data itself) runs at {cluster_rate[2] / ours_rate:.2f} of the local "

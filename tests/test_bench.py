@@ -26,6 +26,9 @@ SMOKE = {
                      r"^mnist_dense quick test_accuracy: mean 0\.\d{4} min 0\.\d{4} max 0\.\d{4} std 0\.0000; training [\d.]+ s$"],
     "grading_throughput.py": [r"^nbgrader autograde: 2 submissions in [\d.]+ s$",
                               r"^our grader: 2 submissions \(1 with a saved model\) in [\d.]+ s$",
+                              r"^first result after [\d.]+ s, the last after [\d.]+ s, the command ended after [\d.]+ s: ",
+                              r"^ +[\d.]+ s +[\d.]+ %  the forward pass \(10,000 digits\)$",
+                              r"^ +[\d.]+ s +100 % +in all: \d worker\(s\) can grade \d+ submissions/min at most",
                               r"^our grader +[\d.]+ submissions/min$", r"^ratio +[\d.]+x$",
                               r"^cluster local:2: [\d.]+ submissions/min, [\d.]+ of the pool's rate \(goal >= 0\.9\)$",
                               r"^cluster local:1 -> local:2: [\d.]+ -> [\d.]+ submissions/min, [\d.]+x with the second worker$"],
@@ -35,6 +38,8 @@ SMOKE = {
     "susy_realism.py": [r"^simulated 4,000 events at [\d,]+ events/s$", r"^two-sample AUC: background 0\.\d{3}, signal 0\.\d{3}$",
                         r"^mass point 150/0: two-sample AUC 0\.\d{3}$"],
     "susy_tune.py": [r"^current knobs .*: mean two-sample AUC 0\.\d{4} \(sd 0\.\d{4} over seeds\)$", r"^  1 \{.*\} -> 0\.\d{3} 0\.\d{3}$"],
+    "suite_time.py": [r"^suite: \d+ tests \(\d+ passed, 0 failed, 0 skipped\) in [\d.]+ s wall \([\d.]+ min\), [\d.]+ s CPU",
+                      r"^ten slowest tests \(setup \+ call \+ teardown\):$", r"^ +[\d.]+ s  tests/test_\w+\.py::"],
     "time_to_accuracy.py": [r"^reference \(mnist_cnn solution\): [\d,]+ parameters, 3,000 training images, EPOCHS = 1",
                             r"^  ratio reference/anchor: (n/a|[\d.]+) \(goal <= 0\.33\)$"],
 }
