@@ -125,6 +125,22 @@ def test_missing_training_array_is_an_error(mnist, tmp_path):
         read_mnist_file(path)
 
 
+def test_the_test_part_alone_is_read_and_checked(mnist, tmp_path):
+    """The grader reads only the test arrays when no notebook runs: the same arrays, checked as strictly."""
+    (x_train, y_train), (x_test, y_test) = mnist
+    path = tmp_path / "mnist.npz"
+    np.savez(path, x_train=x_train[:10], y_train=y_train[:10], x_test=x_test, y_test=y_test)  # a cut training set
+    (x, y), (xt, yt) = load_mnist(path, parts=("test",))
+    assert x is None and y is None and np.array_equal(xt, x_test) and np.array_equal(yt, y_test)
+    with pytest.raises(DataError, match="x_train is uint8"):
+        load_mnist(path)
+    y_changed = y_test.copy()
+    y_changed[[0, 1]] = y_changed[[1, 0]]  # two labels swapped: same counts, different content
+    np.savez(path, x_test=x_test, y_test=y_changed)
+    with pytest.raises(DataError, match="y_test has MNIST's shape but different content"):
+        load_mnist(path, parts=("test",))
+
+
 def test_loader_is_standalone():
     """Students get this file alone: at import time it needs only numpy and the standard library.
 
