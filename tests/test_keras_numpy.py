@@ -130,6 +130,11 @@ def test_default_batches_fit_the_cache_and_give_the_same_predictions(tmp_path, m
                                         L.Dense(10, activation="softmax")]))
     dense.save(tmp_path / "dense.keras")
     assert keras_numpy.load(tmp_path / "dense.keras").batch_size == keras_numpy.MAX_BATCH
+    # No pooling: 22 x 22 positions x 216 values per image would allow batches of 10; large Dense weights want more.
+    no_pooling = keras.Sequential([keras.Input((28, 28, 1)), *[layer for layer in cnn_layers()
+                                                              if not isinstance(layer, L.MaxPooling2D)]])
+    no_pooling.save(tmp_path / "no_pooling.keras")
+    assert keras_numpy.load(tmp_path / "no_pooling.keras").batch_size == keras_numpy.MIN_BATCH
 
 
 def test_reference_augment_trained_one_epoch(tmp_path, mnist):
