@@ -112,8 +112,9 @@ class Assignment:
     min_conv_layers: int = 0
     required_layers: tuple[str, ...] = ()  # each must appear in the model (e.g. augmentation)
     forbidden_layers: tuple[str, ...] = ()
-    # Files (or packages) from the course's shared helpers in autograder/, copied into source/<name>/ by
-    # `autograder release`: the data loaders, the student's pre-hand-in check and the grader's engine.
+    # Files (or packages) from the course's shared helpers in autograder/ that the notebook's helper cell
+    # carries (written by `autograder release`): the data loaders, the student's pre-hand-in check and the
+    # grader's engine.
     helpers: tuple[str, ...] = ()
     # The notebook's validation images (or events) and labels, for the student's pre-hand-in check.
     validation: tuple[str, str] = ("x_val", "y_val")
@@ -230,15 +231,13 @@ LIMITS = Limits(
 # --------------------------------------------------------------------------------------------
 # The environment variable naming a folder with course data files (mnist.npz, SUSY files) is
 # autograder.course_data.DATA_DIR_ENV: the loaders shipped to students read it.
-# Where a released notebook fetches a missing helper (course_data.py), e.g. on Colab: the published
-# release folder, `{assignment}` standing for the assignment's name, such as
-# "https://raw.githubusercontent.com/ORG/COURSE/main/release/{assignment}/". The fetched file is
-# checked against the SHA-256 written into the notebook by `autograder release`. Empty: the notebook
-# asks students to upload the file next to it. Set it once, then run `autograder release`.
-HELPERS_URL = ""
 # What the grader feeds a model: test images scaled to [0, 1] as float32, reshaped to the model's
 # declared input shape ((28, 28), (784,) or (28, 28, 1)). Notebooks tell students the same.
 MNIST_PIXEL_SCALE = 255.0
+# The notebooks' validation splits (the student's check before hand-in reads the same): the last 6,000
+# MNIST training images, the last fifth of the SUSY training events.
+MNIST_VALIDATION_ROWS = 6000
+SUSY_VALIDATION_SHARE = 5
 # The seed with which the grader moves the 10,000 MNIST test digits (rotations, shifts and zooms of
 # course_data.move_digits) into the hidden "moved" test set of mnist_augment. This file is not part of
 # a release, so students never see it; notebooks move their validation digits with seeds of their
@@ -249,7 +248,7 @@ MOVED_DIGITS_SEED = 80_461_937
 # Assignments
 # --------------------------------------------------------------------------------------------
 MNIST_DENSE_MAX_PARAMS = 1_000_000
-# What every release folder gets beside its notebook: the data loaders, the student's check before
+# What every released notebook carries in its helper cell: the data loaders, the student's check before
 # handing in, and the package it reads saved models with (the grader's own reader and NumPy engine).
 HELPERS = ("course_data.py", "course_check.py", "keras_numpy")
 

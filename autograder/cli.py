@@ -126,19 +126,9 @@ def cmd_check(args) -> int:
 
 def validation_data(assignment: course_config.Assignment):
     """The validation split a notebook of ``assignment`` uses (images scaled to [0, 1]), or (None, None)."""
-    from autograder.course_data import DataError, load_mnist, load_susy
+    from autograder import course_check
 
-    try:
-        if assignment.dataset == "mnist":
-            (x_train, y_train), _ = load_mnist(download=False)
-            return x_train[-6000:].astype("float32") / course_config.MNIST_PIXEL_SCALE, y_train[-6000:]
-        X, y = load_susy(stop=course_config.SUSY_DATA["quick"].train_rows, download=False)
-        n_val = len(X) // 5
-        return X[-n_val:], y[-n_val:]
-    except (DataError, OSError) as exc:
-        print(f"note: no validation data here ({str(exc).splitlines()[0][:200]}); set COURSE_DATA_DIR to compare "
-              "predictions and see the validation figure")
-        return None, None
+    return course_check.validation_data(course_check.facts_of(assignment, course_config.DEFAULT_PROFILE))
 
 
 def cmd_demo(args) -> int:

@@ -1,25 +1,31 @@
 """Check saved models before handing them in, exactly as the course's grader reads them.
 
-This file ships with every release beside ``course_data.py`` and the ``keras_numpy/`` package (the
-grader's own reader and NumPy engine). The last section of each notebook calls
-:func:`check_saved_models`; a TA or a student on a laptop runs the same from a shell with
-``autograder check ASSIGNMENT FOLDER``. It needs no test labels and no network: it reads the saved
-files as the grader will, runs the grader's architecture checks (the functions in
-:data:`ARCHITECTURE`, which the grader itself calls), compares the grader's predictions with the
-model's own on the validation images, and prints the validation figure beside the thresholds.
+Every notebook carries this file inside its helper cell, with ``course_data.py`` and the ``keras_numpy/``
+package (the grader's own reader and NumPy engine). The notebook's "Check before you hand in" cell
+calls :func:`check_before_hand_in` and each graded ``check_<id>`` cell :func:`verdict`; a TA or a
+student on a laptop runs the same from a shell with ``autograder check ASSIGNMENT FOLDER``. It needs no
+test labels and no network: it reads the saved files as the grader will, runs the grader's
+architecture checks (the functions in :data:`ARCHITECTURE`, which the grader itself calls), compares
+the grader's predictions with the model's own on the validation images, and prints the validation
+figure beside the thresholds.
+
+Under ``nbgrader validate`` (the Validate button) only these cells run: the verdict of a check that
+fails is the cell's error, so Validate answers "will my saved files be graded as I expect?" without
+training anything or touching a model file.
 
 It runs on NumPy 1 and 2, and on Python 3.11 to 3.13 (Colab's), with or without Keras.
 """
 
 from __future__ import annotations
 
+import os
 import types
 from pathlib import Path
 
 try:  # in the grader
     from autograder import keras_numpy
     from autograder.keras_numpy.architecture import ModelFileError, inspect_model, locate, saved_by
-except ImportError:  # in a release folder, beside keras_numpy/
+except ImportError:  # in a notebook: unpacked by its helper cell, beside keras_numpy/
     import keras_numpy
     from keras_numpy.architecture import ModelFileError, inspect_model, locate, saved_by
 
@@ -277,8 +283,9 @@ def check_model(facts, spec, folder=".", model=None, x_val=None, y_val=None, out
 
 
 def has_problem(report: dict) -> bool:
-    """A model file the grader cannot read, or an architecture check it fails."""
-    return bool(report.get("problem")) or any(report["checks"].values())
+    """A model file the grader cannot read, an architecture check it fails, or a validation figure that earns
+    no points."""
+    return bool(report.get("problem")) or any(report["checks"].values()) or report.get("fraction", 1) == 0
 
 
 def check_saved_models(facts, models=None, x_val=None, y_val=None, folder=".", out=print) -> dict:
@@ -292,12 +299,101 @@ def check_saved_models(facts, models=None, x_val=None, y_val=None, folder=".", o
         reports[spec["name"]] = check_model(facts, spec, folder, models.get(spec["name"]), x_val, y_val, out=out)
     problems = sum(1 for r in reports.values() if has_problem(r))
     short = sum(1 for r in reports.values() if r.get("fraction", 1) < 1)
+    LAST.clear()
+    LAST.update(facts=facts, reports=reports)
     if problems:
         out(f"{problems} model file(s) with a problem: fix them, train again and re-run the save cell before you hand in.")
     else:
         out("The grader can read every model file and its architecture checks pass"
             + (f"; {short} validation figure(s) below full credit." if short else "."))
     return reports
+
+
+# The newest check of this session (the notebook's check cells give its verdicts).
+LAST: dict = {}
+
+
+class CheckFailed(AssertionError):
+    """A check the saved files fail before hand-in; shown as its message alone (no traceback) in a notebook."""
+
+    def _render_traceback_(self):  # IPython shows this instead of a traceback (lines nbgrader's Validate shows whole)
+        import textwrap
+
+        return textwrap.wrap(f"{type(self).__name__}: {self}", width=80, subsequent_indent="  ")
+
+
+def validation_data(facts, out=print):
+    """The validation split the assignment's notebook holds out (images scaled to [0, 1]), read with the
+    course's loaders without downloading anything; ``(None, None)`` where no copy of the data is here."""
+    try:  # in the grader
+        from autograder import course_data
+    except ImportError:  # in a notebook, beside (or unpacked with) this file
+        import course_data
+    source = facts.get("validation_source") or {}
+    try:
+        if source.get("dataset") == "mnist":
+            (x_train, y_train), _ = course_data.load_mnist(download=False, parts=("train",))
+            rows = source["rows"]
+            return x_train[-rows:].astype("float32") / source["scale"], y_train[-rows:]
+        if source.get("dataset") == "susy":
+            X, y = course_data.load_susy(stop=source["train_rows"], download=False)
+            n_val = len(X) // source["share"]
+            return X[-n_val:], y[-n_val:]
+    except (course_data.DataError, OSError) as exc:
+        out(f"note: no validation data here ({str(exc).splitlines()[0][:200]}), so the validation figure is not "
+            "shown")
+    return None, None
+
+
+def check_before_hand_in(facts, namespace=None, folder=".", out=print) -> dict:
+    """The notebook's "Check before you hand in" cell: :func:`check_saved_models` with the models and the
+    validation split that ``namespace`` (the notebook's variables) holds. Where it holds none of them (the
+    kernel was restarted, or nbgrader's Validate runs only the check cells) the validation split is read
+    from the course's data and the saved files are checked on their own."""
+    namespace = namespace or {}
+    models = {spec["name"]: namespace[spec["variable"]] for spec in facts["models"]
+              if spec.get("variable") in namespace}
+    x_name, y_name = facts.get("validation", ("x_val", "y_val"))
+    if x_name in namespace and y_name in namespace:
+        x_val, y_val = namespace[x_name], namespace[y_name]
+    else:
+        x_val, y_val = validation_data(facts, out=out)
+    return check_saved_models(facts, models=models, x_val=x_val, y_val=y_val, folder=folder, out=out)
+
+
+def verdict(check_id: str, out=print) -> None:
+    """A graded ``check_<id>`` cell: what the newest check before hand-in says of this check. Raises
+    :class:`CheckFailed` with the grader's message when the saved files fail it (or earn no points on the
+    validation split); prints the verdict otherwise."""
+    if os.environ.get("NBGRADER_EXECUTION") == "autograde":  # nbgrader's Execute: a course without the kit's config
+        raise CheckFailed(f"{check_id} is scored by the course autograder from the saved files, not by running the "
+                          "notebook: the course's nbgrader_config.py must call autograder.nbgrader_plugins.configure")
+    if not LAST:
+        raise CheckFailed("run the cell under \"Check before you hand in\" first: this cell shows its verdict")
+    facts, reports = LAST["facts"], LAST["reports"]
+    check = next((c for c in facts["checks"] if c["id"] == check_id), None)
+    if check is None:
+        raise CheckFailed(f"{check_id} is not a check of {facts['assignment']}")
+    report = reports.get(check["model"], {})
+    points = f"{check['id']} ({check['points']:g} pt)"
+    if report.get("problem"):
+        problem = report["problem"]
+        raise CheckFailed(f"{points}: {problem if problem.startswith('model file') else report['file'] + ': ' + problem}")
+    if check_id in report.get("checks", {}):
+        if report["checks"][check_id]:
+            raise CheckFailed(f"{points}: {report['checks'][check_id]}")
+        out(f"✓ {points}: {check['title']}")
+        return
+    if check.get("tiers") and check.get("test_set", "test") == "test" and report.get("metric") is not None:
+        value, fraction = report["metric"], report["fraction"]
+        figure = f"validation {facts['metric'].replace('_', ' ')} {value:.4f}"
+        if fraction == 0:
+            raise CheckFailed(f"{points}: {figure} earns no points ({tier_text(check['tiers'])}); train longer "
+                              "(the notebook's EPOCHS) or improve the model")
+        out(f"{'✓' if fraction == 1 else '~'} {points}: {figure}, {fraction:.0%} of its points if the test figure is "
+            f"the same ({tier_text(check['tiers'])})")
+        return
+    out(f"{points}: {check['title']}: scored by the grader on its own test data (no check before hand-in)")
 
 
 def facts_of(assignment, profile) -> dict:
@@ -309,7 +405,9 @@ def facts_of(assignment, profile) -> dict:
         "profile": profile,
         "dataset": assignment.dataset,
         "metric": "accuracy" if assignment.dataset == "mnist" else "roc_auc",
-        "models": [{"name": m.name, "file": m.file, "kind": m.kind} for m in assignment.models],
+        "models": [{"name": m.name, "file": m.file, "kind": m.kind, "variable": m.variable} for m in assignment.models],
+        "validation": list(assignment.validation),
+        "validation_source": validation_source(assignment),
         "checks": [{
             "id": c.id, "title": c.title, "points": c.points, "model": assignment.model_of(c.id).name,
             "test_set": c.test_set,
@@ -322,6 +420,16 @@ def facts_of(assignment, profile) -> dict:
         "required_layers": list(assignment.required_layers),
         "forbidden_layers": list(assignment.forbidden_layers),
     }
+
+
+def validation_source(assignment) -> dict:
+    """Where the notebook's validation split comes from, as plain values (see :func:`validation_data`)."""
+    import course_config
+
+    if assignment.dataset == "mnist":
+        return {"dataset": "mnist", "rows": course_config.MNIST_VALIDATION_ROWS, "scale": course_config.MNIST_PIXEL_SCALE}
+    return {"dataset": "susy", "train_rows": course_config.SUSY_DATA["quick"].train_rows,
+            "share": course_config.SUSY_VALIDATION_SHARE}
 
 
 def main(argv=None) -> int:

@@ -1,10 +1,10 @@
 """Load the course data sets, validated by content, from the first place that has them.
 
-This file is standalone on purpose: `autograder release` copies it next to every assignment
-notebook (as ``course_data.py``), so a student's notebook imports it unchanged on Colab, on a
-laptop, and inside the grader's sandbox. It needs only numpy (and tqdm, if installed, for the
-download progress bar). Do not edit the copies under source/, release/ or solutions/: edit
-``autograder/course_data.py`` and run ``autograder release``.
+This file is standalone on purpose: every assignment notebook carries it in its helper cell (written
+by `autograder release`), which unpacks it as ``course_data``, so a student's notebook imports it
+unchanged on Colab, on a laptop, and inside the grader's sandbox. It needs only numpy (and tqdm, if
+installed, for the download progress bar). Edit ``autograder/course_data.py`` and run ``autograder
+release``.
 
 MNIST is looked for, in this order:
 

@@ -1,27 +1,45 @@
 """Build the student release and the solutions from ``source/`` with real nbgrader.
 
-``autograder release`` copies the course's shared helpers (e.g. ``course_data.py``) into each
-``source/<assignment>/``, writes the source notebook's grading section from ``course_config`` (one
-nbgrader graded cell per check, see :func:`sync_grading_cells`), then runs ``nbgrader
-generate_assignment`` (-> ``release/``) and ``nbgrader generate_solution`` (-> ``solutions/``) in a
-scratch course folder and puts the results in place. Both outputs are committed; :func:`drift` tells whether they still match ``source/``.
+``autograder release`` writes the cells that course_config decides into each source notebook (the
+helper cell that carries the course's helper code, the check before hand-in, one nbgrader graded cell
+per check, see :func:`sync_grading_cells`), then runs ``nbgrader generate_assignment`` (-> ``release/``)
+and ``nbgrader generate_solution`` (-> ``solutions/``) in a scratch course folder configured as the
+course's own ``nbgrader_config.py``, and puts the results in place. nbgrader's own Generate button gives
+the same release: the course's configuration syncs those cells first (:mod:`autograder.nbgrader_plugins`).
+A release is one notebook per assignment: it runs anywhere (Colab, JupyterHub, a laptop, offline)
+without any other file. Both outputs are committed; :func:`drift` tells whether they still match
+``source/``.
 """
 
 from __future__ import annotations
 
-import filecmp
+import base64
+import hashlib
+import io
 import os
 import shutil
 import subprocess
 import sys
 import tempfile
 import textwrap
+import zipfile
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import TYPE_CHECKING
 
 import course_config
-from autograder.grading.execute import grade_id
+from autograder.notebook import (  # noqa: F401  (the cell ids are part of release's vocabulary)
+    CHECK_CELL_PREFIX,
+    CHECK_MD_ID,
+    CHECK_SAVED_ID,
+    GRADING_MD_ID,
+    HELPER_CELL_BEFORE,
+    HELPER_CELL_ID,
+    VALIDATE_MARK,
+    grade_id,
+    is_generated,
+    locked,
+)
 
 if TYPE_CHECKING:
     from nbformat import NotebookNode
@@ -29,22 +47,8 @@ if TYPE_CHECKING:
 HELPERS_DIR = Path(__file__).resolve().parent
 OUTPUTS = {"release": "generate_assignment", "solutions": "generate_solution"}
 IGNORED = {".ipynb_checkpoints", "__pycache__", ".nbgrader.log", "gradebook.db"}
-# nbgrader's configuration for the scratch course. Solutions are not executed: outputs would make
-# them differ from run to run (and training takes minutes); students run them themselves.
-NBGRADER_CONFIG = """\
-from nbgrader.preprocessors import ClearHiddenTests, ClearMarkScheme, ClearOutput, IncludeHeaderFooter, LockCells
-
-c = get_config()
-c.CourseDirectory.release_directory = "release"
-c.CourseDirectory.solution_directory = "solutions"
-c.GenerateSolution.preprocessors = [IncludeHeaderFooter, LockCells, ClearOutput, ClearHiddenTests, ClearMarkScheme]
-"""
-# Solutions drop the hidden tests too: the grading section's hidden tests always fail (see
-# sync_grading_cells), and the solution notebook must run top to bottom (demo, calibration).
-
-# The grading section at the end of every source notebook, generated from course_config.
-GRADING_MD_ID = "grading_md"
-CHECK_CELL_PREFIX = "check_"
+# The course's nbgrader configuration (the file at the top of the course): a scratch course gets a copy.
+NBGRADER_CONFIG_FILE = course_config.COURSE_DIR / "nbgrader_config.py"
 
 
 class ReleaseError(RuntimeError):
@@ -63,42 +67,31 @@ def helper_files(assignment: course_config.Assignment, helpers_dir: Path = HELPE
     return files
 
 
-def sync_helpers(assignment: course_config.Assignment, course_dir: Path = course_config.COURSE_DIR) -> list[Path]:
-    """Copy the shared helper files into ``source/<assignment>/``, so the instructor's notebook runs there;
-    return the files that changed. These copies (and those in ``solutions/``) are git-ignored: only the
-    ``release/`` copies are product, and :func:`build` takes the helpers from ``autograder/`` itself."""
-    changed = []
-    wanted = set(helper_files(assignment))
-    for helper in assignment.helpers:  # files of a helper package that no longer exist
-        folder = course_dir / "source" / assignment.name / helper
-        if folder.is_dir():
-            for old in folder.rglob("*.py"):
-                if str(old.relative_to(course_dir / "source" / assignment.name)) not in wanted:
-                    old.unlink()
-                    changed.append(old)
-    for helper in sorted(wanted):
-        src, dst = HELPERS_DIR / helper, course_dir / "source" / assignment.name / helper
-        if not dst.exists() or not filecmp.cmp(src, dst, shallow=False):
-            dst.parent.mkdir(parents=True, exist_ok=True)
-            shutil.copyfile(src, dst)
-            changed.append(dst)
-    return changed
+def helpers_zip(assignment: course_config.Assignment, helpers_dir: Path = HELPERS_DIR) -> bytes:
+    """The assignment's helper files as a zip archive that Python imports from (the same bytes on every build)."""
+    buffer = io.BytesIO()
+    with zipfile.ZipFile(buffer, "w", zipfile.ZIP_DEFLATED, compresslevel=9) as archive:
+        for name in helper_files(assignment, helpers_dir):
+            info = zipfile.ZipInfo(name, date_time=(1980, 1, 1, 0, 0, 0))
+            info.compress_type = zipfile.ZIP_DEFLATED
+            info.external_attr = 0o644 << 16
+            archive.writestr(info, (helpers_dir / name).read_bytes())
+    return buffer.getvalue()
 
 
 def runnable_solution(assignment: course_config.Assignment, dst: Path,
                       course_dir: Path = course_config.COURSE_DIR) -> Path:
-    """A copy of ``solutions/<assignment>/`` in ``dst`` (a new folder) with the released helpers beside the
-    notebook, as a student's folder has them: a solution that runs anywhere, on a fresh clone too."""
+    """A copy of ``solutions/<assignment>/`` in ``dst`` (a new folder), as a student's folder has it: the
+    notebook alone runs anywhere (its helper cell carries the helpers)."""
     shutil.copytree(course_dir / "solutions" / assignment.name, dst, ignore=shutil.ignore_patterns(*IGNORED))
-    for helper in helper_files(assignment):
-        (dst / helper).parent.mkdir(parents=True, exist_ok=True)
-        shutil.copyfile(course_dir / "release" / assignment.name / helper, dst / helper)
     return dst
 
 
 def check_cell_id(check: course_config.Check) -> str:
     """The nbgrader grade_id of the graded cell that stands for ``check`` (and its gradebook cell)."""
-    return f"{CHECK_CELL_PREFIX}{check.id}"
+    from autograder.notebook import check_cell_id as cell_id
+
+    return cell_id(check.id)
 
 
 def _points(points: float) -> int | float:
@@ -112,16 +105,6 @@ def _points_text(points: float) -> str:
 def _file_list(files: list[str]) -> str:
     quoted = [f"`{f}`" for f in files]
     return quoted[0] if len(quoted) == 1 else ", ".join(quoted[:-1]) + " and " + quoted[-1]
-
-
-def _locked(cell: NotebookNode, cell_id: str, points: float | None = None) -> NotebookNode:
-    """``cell`` as a read-only nbgrader cell ``cell_id``; a graded one when it carries ``points``."""
-    meta = {"grade": points is not None, "grade_id": cell_id, "locked": True}
-    if points is not None:
-        meta["points"] = points
-    cell.metadata["nbgrader"] = {**meta, "schema_version": 3, "solution": False, "task": False}
-    cell["id"] = cell_id
-    return cell
 
 
 def threshold_text(assignment: course_config.Assignment, profile: str = course_config.DEFAULT_PROFILE) -> str:
@@ -140,10 +123,12 @@ def grading_cells(assignment: course_config.Assignment) -> list[NotebookNode]:
     """The notebook's grading section: a locked markdown cell, then one locked graded cell per check.
 
     Each graded cell carries the check's points from course_config, so that nbgrader's gradebook
-    (and ``nbgrader export``, formgrader) knows every check and the assignment's total. Its hidden
-    test always fails: the checks are scored by the course autograder from the saved model(s), and
-    ``nbgrader autograde`` must never hand those points out for a notebook that merely runs.
-    nbgrader strips the hidden test from release/, so a student's notebook runs clean.
+    (and ``nbgrader export``, formgrader) knows every check and the assignment's total. Run in the
+    notebook (or by nbgrader's Validate), a cell gives the check before hand-in's verdict on the saved
+    files and fails with the grader's message where they fail it. ``nbgrader autograde`` never runs
+    them: the course's configuration has the kit grade the submission and write each score into its
+    cell (:mod:`autograder.nbgrader_plugins`). They hold no hidden tests, so the released cells are the
+    source's, checksums included.
     """
     import nbformat
 
@@ -154,31 +139,21 @@ def grading_cells(assignment: course_config.Assignment) -> list[NotebookNode]:
         f"outside this notebook: it reads {'the' if one else 'each'} model's architecture from the file and "
         f"measures how well {'it does' if one else 'each does'} on test data that this notebook never sees. "
         f"Each cell below names one of its checks and the points it is worth "
-        f"({_points_text(assignment.max_score)} in all); running them does nothing, so make sure that the "
-        f"save cell above ran after your final training.",
+        f"({_points_text(assignment.max_score)} in all) and shows what the check before hand-in says of it; "
+        f"make sure that the save cell above ran after your final training.",
         width=100,
     )
     md += "\n\n" + threshold_text(assignment)
-    cells = [_locked(nbformat.v4.new_markdown_cell(md), GRADING_MD_ID)]
+    cells = [locked(nbformat.v4.new_markdown_cell(md), GRADING_MD_ID)]
     for check in assignment.checks:
-        gid = check_cell_id(check)
         source = (
-            f"# Check `{check.id}` ({_points_text(check.points)}): {check.title}.\n"
-            f"# The course autograder scores it from {assignment.model_of(check.id).file}; "
-            f"running this cell does nothing.\n"
-            "### BEGIN HIDDEN TESTS\n"
-            "raise AssertionError(\n"
-            f"    \"check '{check.id}' is scored by the course autograder (autograder grade) from the saved \"\n"
-            "    \"model, not by nbgrader autograde; record its score with `autograder gradebook`\"\n"
-            ")\n"
-            "### END HIDDEN TESTS"
+            f"{VALIDATE_MARK} `{check.id}` ({_points_text(check.points)}): {check.title}.\n"
+            f"# The grader scores it from {assignment.model_of(check.id).file}; this cell shows the check "
+            "before hand-in's verdict.\n"
+            f"import course_check\ncourse_check.verdict({check.id!r})"
         )
-        cells.append(_locked(nbformat.v4.new_code_cell(source), gid, points=_points(check.points)))
+        cells.append(locked(nbformat.v4.new_code_cell(source), check_cell_id(check), points=_points(check.points)))
     return cells
-
-
-CHECK_MD_ID = "hand_in_check_md"
-CHECK_SAVED_ID = "hand_in_check"
 
 
 def check_saved_cells(assignment: course_config.Assignment) -> list[NotebookNode]:
@@ -192,84 +167,79 @@ def check_saved_cells(assignment: course_config.Assignment) -> list[NotebookNode
     files = [spec.file for spec in assignment.models]
     md = "## Check before you hand in\n\n" + textwrap.fill(
         f"This cell reads {_file_list(files)} exactly as the grader will, with its own reader and engine "
-        f"(`course_check.py` and the `keras_numpy` folder next to this notebook), runs its architecture checks, and "
+        f"(unpacked by the helper cell at the top), runs its architecture checks, and "
         f"compares the grader's predictions with your model's own on the validation "
         f"{'images' if assignment.dataset == 'mnist' else 'events'}. It prints each check as passed (✓) or why not "
         f"(✗), and your validation figure beside the thresholds for full and partial credit. It needs no test "
         f"labels and no network. If a check fails, fix the model, train it again and re-run the save cell above "
-        f"before this one.",
+        f"before this one. nbgrader's Validate button runs only this cell and the ones below it: it checks the "
+        f"files you saved, without training anything or changing them.",
         width=100,
     )
-    models = ", ".join(f'"{spec.name}": {spec.variable}' for spec in assignment.models)
-    x_val, y_val = assignment.validation
     facts = pprint.pformat(facts_of(assignment, course_config.DEFAULT_PROFILE), width=100, sort_dicts=False)
     source = (
-        "from course_check import check_saved_models\n\n"
+        f"{VALIDATE_MARK} before hand-in: the saved files, read as the grader reads them.\n"
+        "import course_check\n\n"
         f"# Written by `autograder release` from course_config.py: the checks, their points and the\n"
         f"# thresholds of the '{course_config.DEFAULT_PROFILE}' profile, with which saved models are graded.\n"
         f"FACTS = {facts}\n"
-        f"check_saved_models(FACTS, models={{{models}}}, x_val={x_val}, y_val={y_val})"
+        "course_check.check_before_hand_in(FACTS, globals());"
     )
-    return [_locked(nbformat.v4.new_markdown_cell(md), CHECK_MD_ID),
-            _locked(nbformat.v4.new_code_cell(source), CHECK_SAVED_ID)]
+    return [locked(nbformat.v4.new_markdown_cell(md), CHECK_MD_ID),
+            locked(nbformat.v4.new_code_cell(source), CHECK_SAVED_ID)]
 
-
-HELPER_CELL_ID = "fetch_helpers"
-HELPER_CELL_BEFORE = "imports"  # the generated helper cell goes right before this cell
 
 _HELPER_CODE = """\
-# The course's helper files come with this notebook. Where one is missing (on Colab, say), this cell
-# downloads the published copy and checks that it is exactly the file released with this notebook.
-import hashlib, importlib, pathlib, urllib.request
+#@title Course helpers: run this cell (it unpacks the course's code; nothing to read or change here)
+# The course's helper code travels inside this cell: the data loaders (course_data), the check before
+# hand-in (course_check) and the grader's own NumPy engine (keras_numpy). Running the cell unpacks them
+# into a temporary folder and imports them from there: nothing to upload, no network needed.
+import base64, hashlib, importlib, os, sys, tempfile
 
-HELPERS = {helpers!r}  # file: SHA-256 of the released copy
-HELPERS_URL = {url!r}
-for name, sha256 in HELPERS.items():
-    path = pathlib.Path(name)
-    if path.exists():
-        if hashlib.sha256(path.read_bytes()).hexdigest() != sha256:
-            print(f"note: {{name}} differs from the copy released with this notebook (an older release?)")
-        continue
-    how = (f"upload {{name}} from the assignment's folder next to this notebook, as {{path}} (on Colab: the "
-           "Files panel; or upload the whole folder as a zip and unzip it)")
-    if not HELPERS_URL:
-        raise FileNotFoundError(f"{{name}} is missing: {{how}}")
-    try:
-        with urllib.request.urlopen(HELPERS_URL + name, timeout=30) as response:
-            data = response.read()
-    except OSError as exc:
-        raise RuntimeError(f"could not download {{HELPERS_URL + name}} ({{exc}}); offline? {{how}}") from None
+
+def _course_helpers(packed, sha256):
+    data = base64.b64decode(packed)
     if hashlib.sha256(data).hexdigest() != sha256:
-        raise RuntimeError(f"the downloaded {{name}} is not the released file (SHA-256 mismatch), so it was not "
-                           f"used; tell your instructor, and {{how}}")
-    path.parent.mkdir(parents=True, exist_ok=True)
-    path.write_bytes(data)
+        raise RuntimeError("the helper code in this cell is not the code released with this notebook (was the "
+                           "cell changed?): download the notebook again")
+    path = os.path.join(tempfile.mkdtemp(prefix="course-helpers-"), f"helpers-{{sha256[:12]}}.zip")
+    with open(path, "wb") as f:
+        f.write(data)
+    sys.path[:] = [path] + [p for p in sys.path if "course-helpers-" not in p]
+    for name in [m for m in sys.modules if m.split(".")[0] in {modules!r}]:
+        del sys.modules[name]
     importlib.invalidate_caches()
-    print(f"downloaded {{name}} from {{HELPERS_URL}} (SHA-256 checked)")"""
+    if os.environ.get("NBGRADER_EXECUTION") == "validate" and "get_ipython" in globals():
+        # nbgrader's Validate: only the cells that check the saved files run (they start with
+        # {mark!r}); nothing is trained and no model file is written or changed.
+        get_ipython().input_transformers_post.append(
+            lambda lines: lines if lines and lines[0].startswith({mark!r}) else ["pass\\n"])
+    print(f"course helpers {{sha256[:12]}} ready: {names}")
 
 
-def helper_cell_source(assignment: course_config.Assignment, url: str | None = None,
-                       helpers_dir: Path = HELPERS_DIR) -> str:
-    """The code of the notebook cell that fetches missing helpers from ``url`` (default: course_config)."""
-    import hashlib
+_course_helpers(\"\"\"
+{packed}
+\"\"\", {sha256!r})"""
 
-    url = course_config.HELPERS_URL if url is None else url
-    url = url.replace("{assignment}", assignment.name)
-    if url and not url.endswith("/"):
-        url += "/"
-    helpers = {h: hashlib.sha256((helpers_dir / h).read_bytes()).hexdigest() for h in helper_files(assignment, helpers_dir)}
-    return _HELPER_CODE.format(helpers=helpers, url=url)
+
+def helper_cell_source(assignment: course_config.Assignment, helpers_dir: Path = HELPERS_DIR) -> str:
+    """The code of the notebook cell that carries the assignment's helpers (see :func:`helpers_zip`)."""
+    data = helpers_zip(assignment, helpers_dir)
+    packed = base64.b64encode(data).decode("ascii")
+    modules = sorted({Path(h).parts[0].removesuffix(".py") for h in helper_files(assignment, helpers_dir)})
+    return _HELPER_CODE.format(packed="\n".join(packed[i:i + 100] for i in range(0, len(packed), 100)),
+                               sha256=hashlib.sha256(data).hexdigest(), modules=tuple(modules),
+                               names=", ".join(modules), mark=VALIDATE_MARK)
 
 
 def helper_cell(assignment: course_config.Assignment) -> NotebookNode:
+    """The locked helper cell, shown collapsed (JupyterLab) or as a form (Colab)."""
     import nbformat
 
-    return _locked(nbformat.v4.new_code_cell(helper_cell_source(assignment)), HELPER_CELL_ID)
-
-
-def _is_grading_cell(cell) -> bool:
-    gid = grade_id(cell) or ""
-    return gid in (GRADING_MD_ID, CHECK_MD_ID, CHECK_SAVED_ID) or gid.startswith(CHECK_CELL_PREFIX)
+    cell = nbformat.v4.new_code_cell(helper_cell_source(assignment))
+    cell.metadata["jupyter"] = {"source_hidden": True}
+    cell.metadata["cellView"] = "form"
+    return locked(cell, HELPER_CELL_ID)
 
 
 def save_cell_index(nb, assignment: course_config.Assignment) -> int:
@@ -284,27 +254,27 @@ def save_cell_index(nb, assignment: course_config.Assignment) -> int:
 
 def with_grading_cells(nb, assignment: course_config.Assignment):
     """A copy of ``nb`` with the cells course_config generates: the grading section right after the save
-    cell and, for an assignment with helper files, the helper-fetching cell right before the imports."""
+    cell and, for an assignment with helper files, the helper cell (which carries them) right before the imports."""
     import copy
 
     nb = copy.deepcopy(nb)
-    nb.cells = [c for c in nb.cells if not _is_grading_cell(c) and grade_id(c) != HELPER_CELL_ID]
+    nb.cells = [c for c in nb.cells if not is_generated(c)]
     at = save_cell_index(nb, assignment) + 1
     nb.cells[at:at] = check_saved_cells(assignment) + grading_cells(assignment)
     if assignment.helpers:
         at = next((i for i, c in enumerate(nb.cells) if grade_id(c) == HELPER_CELL_BEFORE), None)
         if at is None:
             raise ReleaseError(f"{assignment.notebook}: no cell with grade_id {HELPER_CELL_BEFORE!r}; the cell that "
-                               "fetches the helper files goes right before it")
+                               "carries the helper files goes right before it")
         nb.cells.insert(at, helper_cell(assignment))
     return nb
 
 
 def sync_grading_cells(assignment: course_config.Assignment, course_dir: Path = course_config.COURSE_DIR,
                        *, write: bool = True) -> bool:
-    """Bring the grading section of ``source/<a>/<a>.ipynb`` in line with course_config.
+    """Bring the generated cells of ``source/<a>/<a>.ipynb`` in line with course_config and autograder/.
 
-    Existing grading cells are replaced (so changed points, titles or checks reach the notebook).
+    Existing generated cells are replaced (so changed points, titles, checks or helpers reach the notebook).
     Returns whether the notebook was out of sync (and, with ``write``, rewritten).
     """
     import nbformat
@@ -322,7 +292,8 @@ def sync_grading_cells(assignment: course_config.Assignment, course_dir: Path = 
 
 
 def nbgrader_env() -> dict[str, str]:
-    """The environment for nbgrader: the venv's scripts first on PATH (nbgrader runs ``alembic``)."""
+    """The environment for nbgrader in a course folder without the course's configuration: this Python's
+    scripts first on PATH (nbgrader runs ``alembic`` by name)."""
     return {**os.environ, "PATH": os.path.dirname(sys.executable) + os.pathsep + os.environ.get("PATH", "")}
 
 
@@ -332,7 +303,7 @@ def _nbgrader(command: str, assignment: str, root: Path, *extra: str) -> None:
         sys.executable, "-m", "nbgrader", command, assignment, "--force",
         f"--CourseDirectory.root={root}", "--log-level=WARN", *extra,
     ]
-    res = subprocess.run(argv, cwd=root, capture_output=True, text=True, env=nbgrader_env())
+    res = subprocess.run(argv, cwd=root, capture_output=True, text=True)
     if res.returncode != 0:
         raise ReleaseError(f"nbgrader {command} {assignment} failed:\n{res.stdout}{res.stderr}")
 
@@ -343,10 +314,7 @@ def build(assignment: course_config.Assignment, course_dir: Path, target_root: P
     if not (source / assignment.notebook).is_file():
         raise ReleaseError(f"{source / assignment.notebook} does not exist")
     shutil.copytree(source, target_root / "source" / assignment.name, ignore=shutil.ignore_patterns(*IGNORED))
-    for helper in helper_files(assignment):  # the helpers as autograder/ has them, whatever source/ holds
-        (target_root / "source" / assignment.name / helper).parent.mkdir(parents=True, exist_ok=True)
-        shutil.copyfile(HELPERS_DIR / helper, target_root / "source" / assignment.name / helper)
-    (target_root / "nbgrader_config.py").write_text(NBGRADER_CONFIG)
+    shutil.copyfile(NBGRADER_CONFIG_FILE, target_root / "nbgrader_config.py")
     for command in OUTPUTS.values():
         _nbgrader(command, assignment.name, target_root)
 
@@ -369,7 +337,6 @@ def release(names: list[str] | None = None, course_dir: Path = course_config.COU
     """
     assignments = [course_config.assignment(name) for name in names or list(course_config.ASSIGNMENTS)]
     for assignment in assignments:  # the source notebooks first, one after the other
-        sync_helpers(assignment, course_dir)
         sync_grading_cells(assignment, course_dir)
     written = []
     with tempfile.TemporaryDirectory(prefix="autograder-release-") as tmp:
@@ -392,16 +359,13 @@ def drift(name: str, course_dir: Path = course_config.COURSE_DIR) -> list[str]:
     """Differences between the committed release/solutions of ``name`` and a fresh build; [] if in sync."""
     assignment = course_config.assignment(name)
     problems = []
-    untracked = set(helper_files(assignment))  # solutions/' copies of the helpers are the instructor's, not product
     if sync_grading_cells(assignment, course_dir, write=False):
-        problems.append(f"source/{name}/{assignment.notebook}: its generated cells (grading section, helper fetch) "
-                        "are out of sync with course_config")
+        problems.append(f"source/{name}/{assignment.notebook}: its generated cells (helper cell, grading section) "
+                        "are out of sync with course_config and autograder/")
     with tempfile.TemporaryDirectory(prefix="autograder-drift-") as tmp:
         build(assignment, course_dir, Path(tmp))
         for out in OUTPUTS:
             fresh, committed = _files(Path(tmp) / out / name), _files(course_dir / out / name)
-            if out == "solutions":
-                fresh, committed = ({rel: p for rel, p in files.items() if rel not in untracked} for files in (fresh, committed))
             for rel in sorted(set(fresh) | set(committed)):
                 if rel not in committed:
                     problems.append(f"{out}/{name}/{rel} is missing")

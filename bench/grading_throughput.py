@@ -77,9 +77,6 @@ def make_course(course: Path, parameters: dict) -> None:
     name = ASSIGNMENT.name
     shutil.copytree(course_config.COURSE_DIR / "source" / name, course / "source" / name,
                     ignore=shutil.ignore_patterns(*release.IGNORED))
-    for helper in release.helper_files(ASSIGNMENT):  # the helpers as released (source/ need not hold them)
-        (course / "source" / name / helper).parent.mkdir(parents=True, exist_ok=True)
-        shutil.copyfile(course_config.COURSE_DIR / "release" / name / helper, course / "source" / name / helper)
     (course / "nbgrader_config.py").write_text(NBGRADER_CONFIG)
     path = course / "source" / name / ASSIGNMENT.notebook
     nb = nbformat.read(path, as_version=4)

@@ -72,6 +72,13 @@ def models_dir(tmp_path_factory, mnist):
 
 
 @pytest.fixture(scope="session")
+def good_dense(tmp_path_factory, mnist) -> Path:
+    """A mnist_dense model good enough for points on the full profile (all 60,000 training images, 3 epochs)."""
+    return shared_folder(tmp_path_factory, "good-dense", lambda d: train_dense(
+        mnist, samples=60_000, epochs=3, hidden=128).save(d / "good_dense.keras")) / "good_dense.keras"
+
+
+@pytest.fixture(scope="session")
 def susy_models(tmp_path_factory):
     """Small real SUSY models of each family, and wrong ones (tests.helpers.susy_model_files), made once per run."""
     from tests.helpers import susy_model_files

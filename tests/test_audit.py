@@ -5,7 +5,6 @@ from __future__ import annotations
 import csv
 import json
 import os
-import shutil
 import subprocess
 import sys
 
@@ -13,7 +12,6 @@ import pytest
 
 import course_config
 from autograder import audit
-from autograder.release import helper_files as release_helpers
 from autograder.results import RECORD_FILE
 from tests.helpers import make_submission
 
@@ -41,10 +39,6 @@ def test_audit_flags_a_forged_model_and_a_notebook_that_makes_none(where, tmp_pa
     make_submission(submitted, "forger", A.name, {A.notebook: solution, A.model_file: forged})
     make_submission(submitted, "honest", A.name, {A.notebook: solution, A.model_file: models_dir / "dense.keras"})
     make_submission(submitted, "no-notebook-work", A.name, {A.notebook: release, A.model_file: models_dir / "dense.keras"})
-    for helper in release_helpers(A):
-        for student in ("forger", "honest", "no-notebook-work"):
-            (submitted / student / A.name / helper).parent.mkdir(parents=True, exist_ok=True)
-            shutil.copyfile(course_config.COURSE_DIR / "release" / A.name / helper, submitted / student / A.name / helper)
     out = tmp_path / "out"
     proc = subprocess.run(
         [sys.executable, "-m", "autograder", "grade", A.name, str(submitted), "--out", str(out), "--audit", "1", *where],

@@ -74,13 +74,20 @@ def test_a_model_not_saved_after_training_is_caught(models_dir, tmp_path, mnist)
     assert "the saved file is not the model in memory" in said
 
 
-def test_autograder_check_from_a_shell(models_dir, tmp_path):
-    shutil.copyfile(models_dir / "legacy.h5", tmp_path / "mnist_dense.h5")
+def test_autograder_check_from_a_shell(models_dir, good_dense, tmp_path):
+    shutil.copyfile(good_dense, tmp_path / A.model_file)
     proc = subprocess.run([sys.executable, "-m", "autograder", "check", A.name, str(tmp_path)],
                           capture_output=True, text=True, timeout=300)
     assert proc.returncode == 0, proc.stdout + proc.stderr
-    assert "graded mnist_dense.h5, the legacy HDF5 (.h5) twin of mnist_dense.keras" in proc.stdout
     assert "✓ output_layer" in proc.stdout and "validation accuracy" in proc.stdout
+    # a model (here the legacy .h5 twin) whose validation figure earns no points fails, as the notebook's check cell does
+    (tmp_path / A.model_file).unlink()
+    shutil.copyfile(models_dir / "legacy.h5", tmp_path / "mnist_dense.h5")
+    proc = subprocess.run([sys.executable, "-m", "autograder", "check", A.name, str(tmp_path)],
+                          capture_output=True, text=True, timeout=300)
+    assert proc.returncode == 1, proc.stdout + proc.stderr
+    assert "graded mnist_dense.h5, the legacy HDF5 (.h5) twin of mnist_dense.keras" in proc.stdout
+    assert "✓ output_layer" in proc.stdout and "0% of its points if the test figure is the same" in proc.stdout
     shutil.copyfile(models_dir / "no_softmax.keras", tmp_path / A.model_file)
     proc = subprocess.run([sys.executable, "-m", "autograder", "check", A.name, str(tmp_path)],
                           capture_output=True, text=True, timeout=300)
@@ -106,18 +113,22 @@ def python313() -> Path:
 
 @pytest.mark.slow
 def test_release_folder_check_runs_on_python_313_with_numpy_2(models_dir, tmp_path, mnist):
-    """Colab's Python and NumPy, no Keras, no autograder: the release folder's own files read the model and
-    predict exactly as the grader's engine does here."""
+    """Colab's Python and NumPy, no Keras, no autograder: the helpers the released notebook carries read the
+    model and predict exactly as the grader's engine does here."""
+    import nbformat
+
     python = python313()
     folder = tmp_path / "release"
-    shutil.copytree(COURSE / "release" / "mnist_augment", folder)
+    folder.mkdir()
+    nb = nbformat.read(COURSE / "release" / "mnist_augment" / "mnist_augment.ipynb", as_version=4)
+    helper_cell = next(c.source for c in nb.cells if c.metadata["nbgrader"]["grade_id"] == release.HELPER_CELL_ID)
     shutil.copyfile(models_dir / "cnn_augment.keras", folder / "mnist_augment.keras")
     x_val, y_val = validation(mnist)
     np.save(tmp_path / "x_val.npy", x_val[:500])
     np.save(tmp_path / "y_val.npy", y_val[:500])
     facts = facts_of(course_config.MNIST_AUGMENT, "full")
     (tmp_path / "facts.json").write_text(json.dumps(facts))
-    code = (
+    code = helper_cell + "\n" + (
         "import json, sys, numpy as np, keras_numpy, course_check\n"
         f"assert np.__version__.startswith('2') and sys.version_info[:2] == (3, 13)\n"
         "assert not [m for m in sys.modules if m.split('.')[0] in ('autograder', 'keras', 'tensorflow')]\n"
@@ -136,11 +147,3 @@ def test_release_folder_check_runs_on_python_313_with_numpy_2(models_dir, tmp_pa
 
     here = keras_numpy.load(folder / "mnist_augment.keras").predict(x_val[:500, ..., None])
     assert np.array_equal(np.load(tmp_path / "out.npy"), here)
-
-
-def test_the_shipped_files_are_the_graders(tmp_path):
-    """What a release folder carries is byte for byte the grader's own reader, engine and checks."""
-    for name in course_config.ASSIGNMENTS:
-        a = course_config.assignment(name)
-        for helper in release.helper_files(a):
-            assert (COURSE / "release" / name / helper).read_bytes() == (release.HELPERS_DIR / helper).read_bytes()

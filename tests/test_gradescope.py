@@ -176,7 +176,7 @@ def test_bundle_layout(bundles, tmp_path):
     assert mode_of(infos["data/"]) == 0o700 and mode_of(infos["data/mnist.npz"]) == 0o600
     for name in ("kit/pyproject.toml", "kit/README.md", "kit/course_config.py", "kit/autograder/grading/submission.py",
                  "kit/autograder/gradescope/run.py", "kit/autograder/checks/test_mnist_dense.py",
-                 f"kit/release/{A.name}/{A.notebook}", f"kit/release/{A.name}/course_data.py"):
+                 f"kit/release/{A.name}/{A.notebook}"):
         assert name in infos, name
     if (COURSE / "docs" / "reference_roc.json").exists():
         assert "kit/docs/reference_roc.json" in infos
@@ -342,7 +342,6 @@ def test_submission_cannot_read_the_labels(backend, bundles, gradescope_root, mn
     python = request.getfixturevalue("nobody_python") if backend == "none" else sys.executable
     root = gradescope_root(bundles("quick", execute=True))
     (root / "submission" / A.notebook).write_text(probe_notebook(root))
-    shutil.copyfile(RELEASE / "course_data.py", root / "submission" / "course_data.py")
     data = root / "source" / "data"
     # As if the zip had been unpacked carelessly: the grader must lock the labels up itself.
     for path in (root / "source", data):

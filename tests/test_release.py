@@ -38,8 +38,8 @@ def test_drift_is_detected(tmp_path):
     problems = release.drift(name, course_dir=tmp_path)
     assert f"release/{name}/{nb_path.name} differs from what source/ generates" in problems
     assert f"solutions/{name}/extra.txt is not produced from source/" in problems
-    assert (f"source/{name}/{nb_path.name}: its generated cells (grading section, helper fetch) "
-            "are out of sync with course_config") in problems
+    assert (f"source/{name}/{nb_path.name}: its generated cells (helper cell, grading section) "
+            "are out of sync with course_config and autograder/") in problems
 
 
 def secret_lines(name):
@@ -88,10 +88,10 @@ def test_release_notebook_is_what_a_student_needs(name):
     assert save.metadata["nbgrader"]["locked"] and check.metadata["nbgrader"]["locked"]
     for spec in a.models:
         assert f'"{spec.file}"' in save.source, f"the cell before the student's check must save {spec.file}"
-        assert f'"{spec.name}": {spec.variable}' in check.source
-    assert "check_saved_models(FACTS" in check.source and f"x_val={a.validation[0]}" in check.source
-    for helper in release.helper_files(a):
-        assert (COURSE / "release" / name / helper).is_file()
+        assert f"'variable': '{spec.variable}'" in check.source
+    assert "check_before_hand_in(FACTS, globals())" in check.source
+    # One file: the notebook carries its helpers (the helper cell), nothing else is released.
+    assert sorted(p.name for p in (COURSE / "release" / name).iterdir()) == [a.notebook]
     assert "tf.keras" not in "\n".join(c.source for c in nb.cells)
 
 
@@ -133,17 +133,22 @@ def test_one_graded_cell_per_check_with_its_points(name, part):
 
 
 @pytest.mark.parametrize("name", NAMES)
-def test_graded_cells_guard_nbgrader_autograde_in_source_only(name):
-    """The hidden test always fails (nbgrader autograde restores it); release/ and solutions/ run clean."""
+def test_graded_cells_are_the_same_in_source_release_and_solutions(name):
+    """No hidden tests: what nbgrader records at Generate is what students get, checksums included (so
+    autograde never warns that a check cell changed), and each cell gives the check before hand-in's verdict."""
     a = course_config.assignment(name)
-    for cell in grade_cells(nbformat.read(COURSE / "source" / name / a.notebook, 4)):
-        assert "### BEGIN HIDDEN TESTS" in cell.source
-        with pytest.raises(AssertionError, match="scored by the course autograder"):
-            exec(compile(cell.source, cell.id, "exec"), {})
-    for part in ("release", "solutions"):
-        for cell in grade_cells(nbformat.read(COURSE / part / name / a.notebook, 4)):
-            assert "HIDDEN TESTS" not in cell.source and "AssertionError" not in cell.source
-            exec(compile(cell.source, cell.id, "exec"), {})  # running it top to bottom raises nothing
+    cells = {part: grade_cells(nbformat.read(COURSE / part / name / a.notebook, 4))
+             for part in ("source", "release", "solutions")}
+    for cell, check in zip(cells["release"], a.checks):
+        assert "HIDDEN TESTS" not in cell.source and "AssertionError" not in cell.source
+        assert cell.source.startswith(release.VALIDATE_MARK)  # it runs under nbgrader's Validate
+        assert cell.source.endswith(f"course_check.verdict({check.id!r})")
+    assert [c.source for c in cells["source"]] == [c.source for c in cells["release"]] == \
+        [c.source for c in cells["solutions"]]
+    from nbgrader.utils import compute_checksum
+
+    for mine, theirs in zip(cells["source"], cells["release"]):  # nbgrader records the source's, checks the release's
+        assert theirs.metadata["nbgrader"]["checksum"] == compute_checksum(theirs) == compute_checksum(mine)
 
 
 def test_sync_grading_cells_follows_course_config(tmp_path):

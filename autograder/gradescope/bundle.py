@@ -76,11 +76,8 @@ def kit_files(assignment: course_config.Assignment) -> list[tuple[str, Path]]:
     for path in _regular_files(course / "autograder"):
         entries.append((f"{KIT}/{path.relative_to(course).as_posix()}", path))
     release = course / "release" / assignment.name
-    from autograder.release import helper_files
-
-    missing = [h for h in helper_files(assignment) if not (release / h).is_file()]
-    if missing:
-        raise BundleError(f"{release} lacks {', '.join(missing)}: run `autograder release {assignment.name}` first")
+    if not (release / assignment.notebook).is_file():
+        raise BundleError(f"{release / assignment.notebook} is missing: run `autograder release {assignment.name}` first")
     for path in _regular_files(release):
         entries.append((f"{KIT}/{path.relative_to(course).as_posix()}", path))
     return entries

@@ -1,9 +1,10 @@
 """Re-executing a student's notebook in the sandbox, and telling the student what went wrong.
 
-``execute_notebook`` puts back the release's read-only cells, injects the profile's parameters after
-the notebook's ``parameters`` cell, copies the official helpers in, runs every cell in the sandbox on
-data without test labels, and leaves the model files that run saved; it returns an
-:class:`Execution`, where what failed is a note in the student's words.
+``execute_notebook`` puts back the release's read-only cells (the helper cell that carries the course's
+helpers among them), leaves out the check cells after the save cell (the grader grades the saved
+files itself), injects the profile's parameters after the notebook's ``parameters`` cell, runs every
+cell in the sandbox on data without test labels, and leaves the model files that run saved; it
+returns an :class:`Execution`, where what failed is a note in the student's words.
 """
 
 from __future__ import annotations
@@ -17,6 +18,7 @@ from pathlib import Path
 import course_config
 from autograder import sandbox
 from autograder.keras_numpy.architecture import h5_twin
+from autograder.notebook import grade_id, is_check_cell
 
 EXECUTED_NOTEBOOK = "executed.ipynb"
 
@@ -45,13 +47,6 @@ def inject_parameters(nb, parameters: dict[str, object], profile: str):
     )
     nb.cells.insert(index, cell)
     return index
-
-
-def grade_id(cell) -> str | None:
-    """The nbgrader ``grade_id`` of a cell, or None (also for malformed metadata from a student's notebook)."""
-    meta = cell.get("metadata", {}).get("nbgrader", {})
-    value = meta.get("grade_id") if isinstance(meta, dict) else None
-    return value if isinstance(value, str) else None
 
 
 def restore_locked_cells(nb, release_nb, title: str = "assignment") -> tuple[bool, list[str]]:
@@ -129,8 +124,8 @@ def execute_notebook(workdir: Path, assignment: course_config.Assignment, task, 
                      threads: int = 0, gpus: int = 0) -> Execution:
     """Run the student's notebook in ``workdir`` in the sandbox, leaving the model files that run saves.
 
-    ``release_dir`` is the assignment's released folder: its notebook's read-only cells and its helpers
-    are put back as released. ``gpus`` > 0: the notebook runs with this machine's GPU devices."""
+    ``release_dir`` is the assignment's released folder: its notebook's read-only cells are put back as
+    released (the helper cell, which carries the course's helpers, among them). ``gpus`` > 0: the notebook runs with this machine's GPU devices."""
     import nbformat
 
     a = assignment
@@ -156,14 +151,9 @@ def execute_notebook(workdir: Path, assignment: course_config.Assignment, task, 
         if not runnable:
             execution.report = {"status": "not run"}
             return execution
+    nb.cells = [c for c in nb.cells if not is_check_cell(c)]  # they check the saved files: the grader does that
     injected_at = inject_parameters(nb, a.parameters.get(profile.name, {}), profile.name)
     nbformat.write(nb, nb_path)
-    for helper in a.helpers:  # the official helpers, whatever the student's copies say
-        if (release_dir / helper).is_dir():
-            shutil.rmtree(workdir / helper, ignore_errors=True)
-            shutil.copytree(release_dir / helper, workdir / helper)
-        elif (release_dir / helper).is_file():
-            shutil.copyfile(release_dir / helper, workdir / helper)
     sandbox.install_job(workdir)
     argv = sandbox.python_argv(
         "execute", f"{sandbox.WORK}/{a.notebook}", f"{sandbox.WORK}/.{EXECUTED_NOTEBOOK}", f"{sandbox.WORK}/.execution.json"
