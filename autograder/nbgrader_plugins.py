@@ -173,24 +173,15 @@ class MarkFlagged(NbGraderPreprocessor):
 
 
 # ------------------------------------------------------------------------------------------------ Feedback
-def with_gradebook_scores(record: dict, nb) -> dict:
-    """``record`` with each check's score as the gradebook has it (nbgrader's GetGrades put it in the cells):
-    a TA's manual score replaces the kit's, and the page says so."""
+def gradebook_scores(nb) -> dict[str, float]:
+    """Each check's score as the gradebook has it (nbgrader's GetGrades put them in the graded cells)."""
     scores = {}
     for cell in nb.cells:
         meta = cell.get("metadata", {}).get("nbgrader", {})
         gid = notebook.grade_id(cell) or ""
         if gid.startswith(notebook.CHECK_CELL_PREFIX) and meta.get("score") is not None:
             scores[gid[len(notebook.CHECK_CELL_PREFIX):]] = float(meta["score"])
-    record = {**record, "checks": [dict(c) for c in record.get("checks", [])]}
-    for check in record["checks"]:
-        score = scores.get(check.get("id"))
-        if score is not None and abs(score - float(check.get("score", 0))) > 1e-9:
-            check["output"] = (f"Your TA set this check's score to {score:g} of {check.get('points'):g} points. "
-                               f"The autograder said: {check.get('output', '')}")
-            check["score"] = score
-    record["score"] = sum(float(c.get("score", 0)) for c in record["checks"])
-    return record
+    return scores
 
 
 class FeedbackPage(Exporter):
@@ -211,8 +202,9 @@ class FeedbackPage(Exporter):
                              resources.get("nbgrader", {}).get("notebook"))
             return HTMLExporter(parent=self.parent, template_name="feedback").from_notebook_node(nb, resources)
         from autograder.exporters import feedback_html
+        from autograder.exporters.nbgrader_course import with_scores
 
-        return feedback_html.render(with_gradebook_scores(record, nb)), resources
+        return feedback_html.render(with_scores(record, gradebook_scores(nb))), resources
 
 
 # ------------------------------------------------------------------------------------------------ Export

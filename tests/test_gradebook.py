@@ -99,9 +99,10 @@ def test_check_scores_read_back_through_nbgrader_api(written):
         assert gb.find_assignment(A.name).max_score == A.max_score
         for c in A.checks:
             assert cells[f"check_{c.id}"].max_score == c.points
-        # the source nbgrader restores on autograde holds the hidden test
+        # the source nbgrader restores on autograde is the released cell: no hidden tests, no checksum warnings
         source = {c.name: c for c in notebook.source_cells}
-        assert "### BEGIN HIDDEN TESTS" in source["check_test_accuracy"].source
+        assert "course_check.verdict('test_accuracy')" in source["check_test_accuracy"].source
+        assert "HIDDEN TESTS" not in source["check_test_accuracy"].source
         for r in results():
             for check in r.checks:
                 grade = gb.find_grade(f"check_{check.id}", NB, A.name, r.student)
@@ -187,9 +188,10 @@ TINY = {
 
 
 @pytest.mark.slow
-def test_nbgrader_autograde_gives_no_points_to_checks(tmp_path, mnist):
-    """A notebook that runs without errors still gets 0 on every check from `nbgrader autograde`;
-    write_gradebook then records our scores in the same gradebook."""
+def test_nbgrader_autograde_without_the_kit_gives_no_points_to_checks(tmp_path, mnist):
+    """In a course whose nbgrader_config.py does not load the kit, `nbgrader autograde` runs the notebook and
+    a notebook that runs without errors still gets 0 on every check, saying why; write_gradebook then
+    records our scores in the same gradebook."""
     root = tmp_path / "course"
     url = db_url_of(root / "gradebook.db")
     sub = root / "submitted" / "stu" / A.name
@@ -214,7 +216,8 @@ def test_nbgrader_autograde_gives_no_points_to_checks(tmp_path, mnist):
     assert not [gid for gid, errs in errors.items() if errs and not gid.startswith("check_")], errors
     for c in A.checks:
         (err,) = errors[f"check_{c.id}"]
-        assert err.ename == "AssertionError" and "scored by the course autograder" in err.evalue
+        assert err.ename == "CheckFailed" and "scored by the course autograder" in err.evalue
+        assert "autograder.nbgrader_plugins.configure" in err.evalue
     assert (root / "autograded" / "stu" / A.name / A.model_file).is_file()  # the notebook ran to the end
     with Gradebook(url) as gb:
         for c in A.checks:

@@ -3,8 +3,9 @@
 A real nbgrader course with an exchange in a scratch folder: the instructor releases mnist_dense, a
 student fetches it, adds a model and submits, the instructor collects, `autograder grade --gradebook`
 grades; then formgrader (a real Jupyter server on 127.0.0.1, driven by Playwright with Debian's
-chromium) lists the submission, shows our scores, and takes a manual score that `autograder gradebook`
-keeps; `nbgrader release_feedback` delivers our feedback page and `nbgrader fetch_feedback` finds it.
+chromium) lists the submission, shows our scores, takes a manual score that `autograder gradebook`
+keeps, and its Autograde button records the same scores (the course's nbgrader_config.py loads the
+kit); `nbgrader release_feedback` delivers our feedback page and `nbgrader fetch_feedback` finds it.
 """
 
 from __future__ import annotations
@@ -50,7 +51,10 @@ def course(tmp_path_factory, models_dir):
     exchange.chmod(0o777)
     config = (f'c = get_config()\nc.CourseDirectory.course_id = "ml4phys"\nc.CourseDirectory.root = "{course}"\n'
               f'c.Exchange.root = "{exchange}"\n')
-    (course / "nbgrader_config.py").write_text(config)
+    # The instructor's side loads the kit (as the course's own nbgrader_config.py does); the student's does not.
+    kit = ("from autograder.nbgrader_plugins import configure\n" + config + "configure(c)\n"
+           'c.GradeWithKit.profile = "quick"\n')
+    (course / "nbgrader_config.py").write_text(kit)
     (home / "nbgrader_config.py").write_text(config)
     shutil.copytree(course_config.COURSE_DIR / "source" / A.name, course / "source" / A.name,
                     ignore=shutil.ignore_patterns("__pycache__", ".ipynb_checkpoints"))
@@ -116,6 +120,9 @@ def test_formgrader_lists_shows_and_takes_a_manual_score(course, formgrader):
         assert "Submission #1" in table and "/ 10" in table  # the submission table lists the student
         page.click("a[href*='/formgrader/submissions/'] >> nth=0")
         page.wait_for_selector("#check_hidden_layer", timeout=WAIT_MS)
+        # formgrader's script binds the score fields once it has fetched the grades: wait for that, or a
+        # score typed before it is never saved
+        page.wait_for_load_state("networkidle", timeout=WAIT_MS)
         text = page.inner_text("body")
         assert "1 / 1 points: passed" in text  # our score and message in the check cells
         assert "test accuracy" in text
@@ -136,13 +143,43 @@ def test_formgrader_lists_shows_and_takes_a_manual_score(course, formgrader):
     assert (auto, manual, score) == (1.0, 0.5, 0.5)  # the TA's score survives a rewrite
 
 
+def auto_scores(course: Path) -> dict[str, float]:
+    from nbgrader.api import Gradebook
+
+    with Gradebook(f"sqlite:///{course / 'gradebook.db'}", "ml4phys") as gb:
+        return {c.id: gb.find_grade(f"check_{c.id}", Path(A.notebook).stem, A.name, STUDENT).auto_score
+                for c in A.checks}
+
+
+def test_formgrader_autograde_button_records_the_kits_scores(course, formgrader):
+    """formgrader's Autograde button, pressed after `autograder grade --gradebook`, keeps the kit's scores."""
+    before = auto_scores(course["course"])
+    assert before["output_layer"] == 1.0
+    with browser.launch() as chromium:
+        context = chromium.new_context(extra_http_headers={"Authorization": f"token {TOKEN}"})
+        page = context.new_page()
+        page.goto(f"{formgrader}/formgrader/manage_submissions/{A.name}", wait_until="networkidle", timeout=WAIT_MS)
+        page.wait_for_selector("td.autograde a", timeout=WAIT_MS)
+        with page.expect_response(lambda r: r.url.endswith("/autograde") and r.request.method == "POST",
+                                  timeout=WAIT_MS) as answered:
+            page.click("td.autograde a")
+        assert answered.value.ok and answered.value.json()["success"], answered.value.text()
+        context.close()
+    assert auto_scores(course["course"]) == before
+    graded = course["course"] / "autograded" / STUDENT / A.name / A.notebook
+    assert '"autograder"' in graded.read_text()  # the notebook carries the kit's record (for the feedback page)
+
+
 def test_feedback_reaches_the_student_through_the_exchange(course):
     home, root = course["home"], course["course"]
     nbgrader("release_feedback", A.name, cwd=root)
     nbgrader("fetch_feedback", A.name, "--course", "ml4phys", cwd=home)
     (page,) = (home / A.name / "feedback").glob(f"*/{Path(A.notebook).stem}.html")
     ours = (root / "graded" / STUDENT / A.name / "feedback.html").read_text()
-    assert page.read_text() == ours  # the student receives our feedback page
-    assert "BEGIN HIDDEN TESTS" not in ours and "check 'layer_types' is scored by" not in ours
-    nbgrader("generate_feedback", A.name, "--force", cwd=root)  # nbgrader's own rendering works too
-    assert "points: passed" in (root / "feedback" / STUDENT / A.name / f"{Path(A.notebook).stem}.html").read_text()
+    if gradebook_grade(root, "hidden_layer")[1] is None:
+        assert page.read_text() == ours  # the student receives our feedback page
+    assert "BEGIN HIDDEN TESTS" not in page.read_text() and "is scored by" not in page.read_text()
+    nbgrader("generate_feedback", A.name, "--force", cwd=root)  # nbgrader's own button writes the same page
+    assert (root / "feedback" / STUDENT / A.name / f"{Path(A.notebook).stem}.html").read_text() == page.read_text()
+    if gradebook_grade(root, "hidden_layer")[1] is not None:  # a TA's score (the formgrader test): the page says so
+        assert "Your TA set this check&#x27;s score to 0.5 of 1 points" in page.read_text()

@@ -62,7 +62,7 @@ def ensure_assignment(assignment: course_config.Assignment, db_url: str, *,
         shutil.copytree(source, root / "source" / assignment.name,
                         ignore=shutil.ignore_patterns(*release.IGNORED))
         release.sync_grading_cells(assignment, root)
-        (root / "nbgrader_config.py").write_text(release.NBGRADER_CONFIG)
+        shutil.copyfile(release.NBGRADER_CONFIG_FILE, root / "nbgrader_config.py")
         release._nbgrader("generate_assignment", assignment.name, root, *extra)
 
 
@@ -149,6 +149,9 @@ def write_gradebook(results, db_url: str, *, course_dir: Path = course_config.CO
         if nbgrader_course is not None:
             sync_timestamps(gb, results, nbgrader_course)
         gb.db.commit()
+        scores = {(r.student, r.assignment): {
+            c.id: gb.find_grade(check_cell_id(assignments[r.assignment].check(c.id)), notebook_id(assignments[r.assignment]),
+                                r.assignment, r.student).score for c in r.checks} for r in results}
     if nbgrader_course is not None:
-        counts.update(write_course_folders(results, nbgrader_course, graded_dir))
+        counts.update(write_course_folders(results, nbgrader_course, graded_dir, scores))
     return counts

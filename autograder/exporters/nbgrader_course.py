@@ -6,8 +6,9 @@ timestamp; formgrader lists a submission, and ``nbgrader generate_feedback`` / `
 work on it, only then. :func:`write_course_folders` leaves the same for our results: the submitted
 notebook (the released one where none was handed in) whose ``check_<id>`` cells show our score and
 message, the submission's other files, and in ``feedback/<student>/<assignment>/<notebook>.html`` our
-feedback page, which ``nbgrader release_feedback`` delivers through the exchange as it is (a TA may run
-``nbgrader generate_feedback`` instead: it renders the autograded notebook, our messages included).
+feedback page, which ``nbgrader release_feedback`` delivers through the exchange as it is (``nbgrader generate_feedback``
+writes the same page: the autograded notebook carries the grading record, see
+:mod:`autograder.nbgrader_plugins`).
 The gradebook's submission timestamps are set to the submitted ones (:func:`sync_timestamps`).
 """
 
@@ -43,17 +44,14 @@ def submitted_timestamp(folder: Path):
     return parse_utc(path.read_text().strip()) if path.is_file() else None
 
 
-def check_output(check) -> str:
-    """What a ``check_<id>`` cell shows in formgrader: the score and the grader's message."""
-    return f"{check.score:g} / {check.points:g} points: {check.output}\n"
-
-
 def autograded_notebook(result, assignment: course_config.Assignment, submitted: Path):
-    """The notebook formgrader shows: the student's (else the released one), graded cells with our outputs."""
+    """The notebook formgrader shows: the student's (else the released one), graded cells with our outputs,
+    and the grading record that ``nbgrader generate_feedback`` renders as our page (:mod:`autograder.notebook`)."""
     import nbformat
 
-    from autograder.release import check_cell_id
+    from autograder.notebook import annotate
 
+    release = course_config.COURSE_DIR / "release" / assignment.name / assignment.notebook
     nb = None
     path = submitted / assignment.notebook
     if path.is_file() and not path.is_symlink():
@@ -62,29 +60,29 @@ def autograded_notebook(result, assignment: course_config.Assignment, submitted:
         except Exception:  # not a notebook: formgrader shows the released one, with our outputs
             nb = None
     if nb is None:
-        nb = nbformat.read(course_config.COURSE_DIR / "release" / assignment.name / assignment.notebook, as_version=4)
-    by_cell = {check_cell_id(assignment.check(c.id)): c for c in result.checks}
-    present = set()
-    for cell in nb.cells:
-        grade_id = cell.get("metadata", {}).get("nbgrader", {}).get("grade_id")
-        if cell.cell_type == "code" and grade_id in by_cell:
-            cell.outputs = [nbformat.v4.new_output("stream", name="stdout", text=check_output(by_cell[grade_id]))]
-            present.add(grade_id)
-    missing = [cid for cid in by_cell if cid not in present]
-    if missing:  # the student deleted graded cells: put the released ones back, as nbgrader autograde does
-        release = nbformat.read(course_config.COURSE_DIR / "release" / assignment.name / assignment.notebook,
-                                as_version=4)
-        for cell in release.cells:
-            grade_id = cell.get("metadata", {}).get("nbgrader", {}).get("grade_id")
-            if grade_id in missing:
-                cell.outputs = [nbformat.v4.new_output("stream", name="stdout", text=check_output(by_cell[grade_id]))]
-                nb.cells.append(cell)
-    return nb
+        nb = nbformat.read(release, as_version=4)
+    return annotate(nb, result, nbformat.read(release, as_version=4))
 
 
-def write_course_folders(results, course_dir: Path, graded_dir: Path) -> dict:
+def with_scores(record: dict, scores: dict[str, float]) -> dict:
+    """``record`` with each check's score as the gradebook has it (``scores``: check id -> score): where a TA
+    set a score by hand it replaces the kit's, and the page says so. The feedback page never disagrees
+    with the gradebook."""
+    record = {**record, "checks": [dict(c) for c in record.get("checks", [])]}
+    for check in record["checks"]:
+        score = scores.get(check.get("id"))
+        if score is not None and abs(float(score) - float(check.get("score", 0))) > 1e-9:
+            check["output"] = (f"Your TA set this check's score to {float(score):g} of {float(check.get('points', 0)):g} "
+                               f"points. The autograder said: {check.get('output', '')}")
+            check["score"] = float(score)
+    record["score"] = sum(float(c.get("score", 0)) for c in record["checks"])
+    return record
+
+
+def write_course_folders(results, course_dir: Path, graded_dir: Path, scores: dict | None = None) -> dict:
     """Write ``autograded/`` and ``feedback/`` in nbgrader's course folder ``course_dir`` (the folder that
-    holds ``submitted/``) for ``results``, whose files ``autograder grade`` wrote under ``graded_dir``."""
+    holds ``submitted/``) for ``results``, whose files ``autograder grade`` wrote under ``graded_dir``.
+    ``scores``: {(student, assignment): {check id: the gradebook's score}}, for the feedback pages."""
     import nbformat
 
     course_dir, graded_dir = Path(course_dir), Path(graded_dir)
@@ -111,7 +109,10 @@ def write_course_folders(results, course_dir: Path, graded_dir: Path) -> dict:
         counts["autograded"] += 1
         page = graded_dir / r.student / a.name / "feedback.html"
         if page.is_file():
-            shutil.copyfile(page, feedback / f"{Path(a.notebook).stem}.html")
+            from autograder.exporters import feedback_html
+
+            record = with_scores(r.to_dict(), (scores or {}).get((r.student, a.name), {}))
+            atomic_write(feedback / f"{Path(a.notebook).stem}.html", feedback_html.render(record))
             for name in EXCHANGE_FILES:
                 if (submitted / name).is_file():
                     shutil.copyfile(submitted / name, feedback / name)
