@@ -42,12 +42,12 @@ def test_grade_execute_quick_reference_full_marks_untouched_release_zero(name, t
     assert untouched["score"] == 0
     assert "NotImplementedError" in untouched["output"]
     executed = json.loads((out / "reference" / name / "executed.ipynb").read_text())
-    check = next(c for c in executed["cells"] if c["metadata"].get("nbgrader", {}).get("grade_id") == "hand_in_check")
-    said = "".join("".join(o.get("text", "")) for o in check["outputs"])  # the student's check before handing in
-    assert "agrees with your model on" in said and "error" not in json.dumps(check["outputs"]), said
-    # Every check passes; only the validation figure of a 2-epoch (quick) run may fall short of the full profile's.
-    assert not [line for line in said.splitlines() if "✗" in line and "validation" not in line], said
-    assert "The grader can read every model file and its architecture checks pass" in said, said
+    ids = [c["metadata"].get("nbgrader", {}).get("grade_id") for c in executed["cells"]]
+    # The helper cell unpacked the course's code in the sandbox; the check cells after the save cell were left
+    # out (the grader grades the saved files itself; bench/notebook_only.py runs them, offline).
+    helper = executed["cells"][ids.index("fetch_helpers")]
+    assert "course helpers" in "".join("".join(o.get("text", "")) for o in helper["outputs"])
+    assert not [i for i in ids if i and (i == "hand_in_check" or i.startswith("check_"))]
     if name == "mnist_dense":
         again = json.loads((out / "reference_again" / name / "results.json").read_text())
         assert [(t["name"], t["score"], t["output"]) for t in again["tests"]] == \
