@@ -37,6 +37,7 @@ from autograder.course_data import DATA_DIR_ENV  # noqa: E402
 from autograder.datasets import tasks  # noqa: E402
 from autograder.grading.execute import inject_parameters  # noqa: E402
 from autograder.grading.submission import prepare_submission  # noqa: E402
+from autograder.notebook import is_check_cell  # noqa: E402
 from autograder.release import runnable_solution  # noqa: E402
 
 DOCS = course_config.COURSE_DIR / "docs"
@@ -54,6 +55,7 @@ def run_once(assignment, profile, seed: int, task, backend: str) -> dict:
         runnable_solution(assignment, work)
         nb_path = work / assignment.notebook
         nb = nbformat.read(nb_path, as_version=4)
+        nb.cells = [c for c in nb.cells if not is_check_cell(c)]  # as a re-execution runs it: the grader checks the files
         inject_parameters(nb, {**assignment.parameters.get(profile.name, {}), "SEED": seed}, profile.name)
         # The notebook sees what a re-executed submission sees: the task's training data only.
         saved = os.environ.get(DATA_DIR_ENV)

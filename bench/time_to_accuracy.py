@@ -35,8 +35,9 @@ from machine import describe  # noqa: E402  (bench/ is this script's folder)
 import course_config  # noqa: E402
 
 REFERENCE = "mnist_cnn"
-# Cells of the solution notebook that set up data, model and optimizer, in order.
-SETUP_CELLS = ("parameters", "imports", "load_data", "normalise", "validation_split", "build_model",
+# Cells of the solution notebook that set up data, model and optimizer, in order (the helper cell unpacks
+# course_data, which the imports cell uses).
+SETUP_CELLS = ("parameters", "fetch_helpers", "imports", "load_data", "normalise", "validation_split", "build_model",
                "model_summary", "compile")
 
 
@@ -56,8 +57,6 @@ def reference(epochs: int, seed: int):
         raise SystemExit(f"solution notebook lacks cells {missing}")
     ns: dict = {}
     cwd = os.getcwd()
-    os.chdir(course_config.COURSE_DIR / "release" / REFERENCE)  # for `from course_data import ...`
-    sys.path.insert(0, os.getcwd())
     try:
         with contextlib.redirect_stdout(io.StringIO()):  # the notebook's own prints and summary
             for gid in SETUP_CELLS:
