@@ -28,38 +28,14 @@ import sys
 from pathlib import Path
 
 from nbconvert.exporters import Exporter
+from nbconvert.preprocessors import ClearMetadataPreprocessor
+from nbgrader import preprocessors as pp
 from nbgrader.plugins.export import CsvExportPlugin
 from nbgrader.preprocessors import NbGraderPreprocessor
 from traitlets import Bool, Unicode
 
 import course_config
 from autograder import notebook
-
-# nbgrader's own pipelines, with the kit's steps in them (names, so that configure() imports nothing heavy).
-GENERATE = ["autograder.nbgrader_plugins.SyncCourseCells", "IncludeHeaderFooter", "InstantiateTests", "LockCells",
-            "ClearSolutions", "ClearOutput", "CheckCellMetadata", "ComputeChecksums", "SaveCells",
-            "ClearHiddenTests", "ClearMarkScheme", "ComputeChecksums", "CheckCellMetadata"]
-# Solutions are not executed: outputs would differ from run to run (and training takes minutes).
-SOLUTION = ["autograder.nbgrader_plugins.SyncCourseCells", "IncludeHeaderFooter", "LockCells", "ClearOutput",
-            "ClearHiddenTests", "ClearMarkScheme"]
-AUTOGRADE = ["autograder.nbgrader_plugins.GradeWithKit", "IgnorePattern",
-             "nbconvert.preprocessors.ClearMetadataPreprocessor", "LimitOutput", "SaveAutoGrades",
-             "autograder.nbgrader_plugins.MarkFlagged", "AssignLatePenalties", "CheckCellMetadata"]
-
-
-def _classes(names: list[str]) -> list:
-    import importlib
-
-    from nbgrader import preprocessors
-
-    found = []
-    for name in names:
-        if "." in name:
-            module, _, attr = name.rpartition(".")
-            found.append(getattr(importlib.import_module(module), attr))
-        else:
-            found.append(getattr(preprocessors, name))
-    return found
 
 
 def configure(c) -> None:
@@ -71,9 +47,17 @@ def configure(c) -> None:
         os.environ["PATH"] = bindir + os.pathsep + os.environ.get("PATH", "")
     c.CourseDirectory.release_directory = "release"
     c.CourseDirectory.solution_directory = "solutions"
-    c.GenerateAssignment.preprocessors = _classes(GENERATE)
-    c.GenerateSolution.preprocessors = _classes(SOLUTION)
-    c.Autograde.autograde_preprocessors = _classes(AUTOGRADE)
+    # nbgrader's own pipelines, with the kit's steps in them. Solutions are not executed: outputs would differ
+    # from run to run (and training takes minutes).
+    c.GenerateAssignment.preprocessors = [
+        SyncCourseCells, pp.IncludeHeaderFooter, pp.InstantiateTests, pp.LockCells, pp.ClearSolutions, pp.ClearOutput,
+        pp.CheckCellMetadata, pp.ComputeChecksums, pp.SaveCells, pp.ClearHiddenTests, pp.ClearMarkScheme,
+        pp.ComputeChecksums, pp.CheckCellMetadata]
+    c.GenerateSolution.preprocessors = [SyncCourseCells, pp.IncludeHeaderFooter, pp.LockCells, pp.ClearOutput,
+                                        pp.ClearHiddenTests, pp.ClearMarkScheme]
+    c.Autograde.autograde_preprocessors = [GradeWithKit, pp.IgnorePattern, ClearMetadataPreprocessor, pp.LimitOutput,
+                                           pp.SaveAutoGrades, MarkFlagged, pp.AssignLatePenalties,
+                                           pp.CheckCellMetadata]
     c.GenerateFeedback.exporter_class = FeedbackPage
     c.ExportApp.plugin_class = CheckScoresExport
 

@@ -124,6 +124,7 @@ def write_gradebook(results, db_url: str, *, course_dir: Path = course_config.CO
     for a in assignments.values():
         ensure_assignment(a, url, course_dir=course_dir, course_id=course_id)
 
+    scores: dict[tuple[str, str], dict[str, float]] = {}  # the gradebook's score of each check, for the pages
     with Gradebook(url, course_id) as gb:
         for r in sorted(results, key=lambda r: (r.assignment, r.student)):
             a = assignments[r.assignment]
@@ -145,13 +146,11 @@ def write_gradebook(results, db_url: str, *, course_dir: Path = course_config.CO
                 grade.auto_score = float(check.score)
                 # A flagged check waits for a TA; once a TA has scored it, the flag is settled.
                 grade.needs_manual_grade = check.id in flagged and grade.manual_score is None
+                scores.setdefault((r.student, r.assignment), {})[check.id] = grade.score  # a TA's, where set
                 counts["grades"] += 1
         if nbgrader_course is not None:
             sync_timestamps(gb, results, nbgrader_course)
         gb.db.commit()
-        scores = {(r.student, r.assignment): {
-            c.id: gb.find_grade(check_cell_id(assignments[r.assignment].check(c.id)), notebook_id(assignments[r.assignment]),
-                                r.assignment, r.student).score for c in r.checks} for r in results}
     if nbgrader_course is not None:
         counts.update(write_course_folders(results, nbgrader_course, graded_dir, scores))
     return counts

@@ -14,6 +14,7 @@ The gradebook's submission timestamps are set to the submitted ones (:func:`sync
 
 from __future__ import annotations
 
+import copy
 import shutil
 from pathlib import Path
 
@@ -51,7 +52,7 @@ def autograded_notebook(result, assignment: course_config.Assignment, submitted:
 
     from autograder.notebook import annotate
 
-    release = course_config.COURSE_DIR / "release" / assignment.name / assignment.notebook
+    release = nbformat.read(course_config.COURSE_DIR / "release" / assignment.name / assignment.notebook, as_version=4)
     nb = None
     path = submitted / assignment.notebook
     if path.is_file() and not path.is_symlink():
@@ -59,9 +60,7 @@ def autograded_notebook(result, assignment: course_config.Assignment, submitted:
             nb = nbformat.read(path, as_version=4)
         except Exception:  # not a notebook: formgrader shows the released one, with our outputs
             nb = None
-    if nb is None:
-        nb = nbformat.read(release, as_version=4)
-    return annotate(nb, result, nbformat.read(release, as_version=4))
+    return annotate(copy.deepcopy(release) if nb is None else nb, result, release)
 
 
 def with_scores(record: dict, scores: dict[str, float]) -> dict:
