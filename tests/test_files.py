@@ -80,3 +80,25 @@ def test_unpack_refuses_members_outside_its_folder(tmp_path):
     with pytest.raises(ValueError, match="outside its folder"):
         files.unpack(buffer.getvalue(), tmp_path / "dst", max_mb=1)
     assert not (tmp_path / "escape.txt").exists()
+
+
+def test_model_files_keep_their_times_so_the_newer_twin_is_graded(tmp_path):
+    """Of a .keras and its .h5 twin the newer is graded: the copy, the packed bytes a cluster worker gets and the
+    resume fingerprint all carry which one is newer."""
+    src = tmp_path / "src"
+    src.mkdir()
+    (src / "mnist_dense.keras").write_bytes(b"k")
+    (src / "mnist_dense.h5").write_bytes(b"h")
+    os.utime(src / "mnist_dense.keras", (1_700_000_000, 1_700_000_000))
+    os.utime(src / "mnist_dense.h5", (1_700_003_600, 1_700_003_600))
+    copied, unpacked = tmp_path / "copy", tmp_path / "unpacked"
+    copied.mkdir()
+    unpacked.mkdir()
+    files.copy_submission(src, copied, [], 10)
+    files.unpack(files.pack(src, 10), unpacked, 10)
+    for folder in (copied, unpacked):
+        assert int((folder / "mnist_dense.h5").stat().st_mtime) == 1_700_003_600
+        assert int((folder / "mnist_dense.keras").stat().st_mtime) == 1_700_000_000
+    before = files.digest(src, 10)
+    os.utime(src / "mnist_dense.keras", (1_700_007_200, 1_700_007_200))  # now the .keras is the newer
+    assert files.digest(src, 10) != before

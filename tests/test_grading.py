@@ -303,7 +303,7 @@ def test_a_file_from_a_newer_keras_gets_its_version_and_what_to_do(tmp_path, mod
 @pytest.mark.parametrize("files, words", [
     ({"mnist_dense/saved_model.pb": b"x", "mnist_dense/variables/variables.index": b"x"},
      "mnist_dense/ is a TensorFlow SavedModel folder"),
-    ({"model.pt": b"PK\x03\x04"}, "model.pt is a PyTorch file; the grader reads Keras models only"),
+    ({"model.pt": b"PK\x03\x04"}, "model.pt is a PyTorch file. Rebuild the network in Keras (the notebook's cells)"),
     ({"mnist_dense.weights.h5": b"\x89HDF\r\n\x1a\n"}, "mnist_dense.weights.h5 holds weights only (model.save_weights)"),
 ])
 def test_other_model_formats_are_named(tmp_path, files, words):

@@ -49,8 +49,9 @@ def job_phases(clock, started_at: float, seconds: float) -> dict[str, float]:
 
 
 def predict(spec: course_config.ModelSpec, model_path: Path, model_info, task, *, limits: course_config.Limits,
-            backend: str, threads: int = 0) -> Prediction:
-    """Have a fresh sandbox load one model and predict the task's hidden test inputs."""
+            backend: str, threads: int = 0, kind: str | None = None) -> Prediction:
+    """Have a fresh sandbox load one model and predict the task's hidden test inputs (``kind``: the job that
+    loads it, "keras", "skops", "xgboost" or "lightgbm"; default the spec's kind)."""
     try:
         shape = task.input_shape(spec, model_info)
     except ValueError as exc:
@@ -59,7 +60,7 @@ def predict(spec: course_config.ModelSpec, model_path: Path, model_info, task, *
         shutil.copyfile(model_path, workdir / model_path.name)
         sandbox.install_job(workdir)
         argv = sandbox.python_argv(
-            "predict", spec.kind, f"{sandbox.WORK}/{model_path.name}", f"{sandbox.DATA}/inputs.npy",
+            "predict", kind or spec.kind, f"{sandbox.WORK}/{model_path.name}", f"{sandbox.DATA}/inputs.npy",
             f"{sandbox.WORK}/predictions.npy", ",".join(str(d) for d in shape),
         )
         result = sandbox.run_job(

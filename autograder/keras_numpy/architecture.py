@@ -202,19 +202,35 @@ def _input_shape(model_config: dict) -> tuple | None:
 
 
 def _weight_shapes(h5, group: str) -> dict[str, tuple[int, ...]]:
-    """Shapes of the datasets under ``group`` of an HDF5 file (bytes or a path)."""
+    """Shapes of the network's variables under ``group`` of an HDF5 file (bytes or a path).
+
+    Only the layers' own variables count, as ``model.count_params()`` counts them: a model's group holds
+    ``layers/`` and ``vars/`` besides what training left beside them (``optimizer/``, metrics), and a
+    nested model keeps its own optimizer state (Keras 3 writes ``layers/<inner model>/optimizer/vars``).
+    Inside a layer that is not a model every variable is the layer's (sub-layers included).
+    """
     import h5py  # reads dataset headers; no code in the file is run
 
     shapes: dict[str, tuple[int, ...]] = {}
+
+    def visit(node, path: str) -> None:
+        names = list(node.keys())
+        # A model's group (it has a layers/ group; the file's root group of layers is one too): only its
+        # layers and its own variables.
+        model_group = isinstance(node.get("layers"), h5py.Group)
+        for name in names:
+            if model_group and path != group and name not in ("layers", "vars"):
+                continue
+            child = node.get(name)
+            if isinstance(child, h5py.Dataset):
+                shapes[f"{path}/{name}"] = tuple(int(d) for d in child.shape)
+            elif isinstance(child, h5py.Group):
+                visit(child, f"{path}/{name}")
+
     with h5py.File(io.BytesIO(h5) if isinstance(h5, bytes) else h5, "r") as f:
         if group not in f:
             return shapes
-
-        def visit(name, obj):
-            if isinstance(obj, h5py.Dataset):
-                shapes[f"{group}/{name}"] = tuple(int(d) for d in obj.shape)
-
-        f[group].visititems(visit)
+        visit(f[group], group)
     return shapes
 
 
@@ -223,6 +239,9 @@ def check_file(path: str | Path, max_mb: float) -> Path:
     path = Path(path)
     if not path.exists():
         raise ModelFileError(f"model file {path.name} not found")
+    if path.is_dir() and not path.is_symlink() and (path / "saved_model.pb").exists():
+        raise ModelFileError(f"{path.name} is a TensorFlow SavedModel folder (model.export or tf.saved_model.save), "
+                             f"which the grader does not load: save the model with model.save(\"{path.name}\")")
     if path.is_symlink() or not path.is_file():
         raise ModelFileError(f"{path.name} is not a regular file")
     size_mb = path.stat().st_size / 2**20
@@ -361,29 +380,3 @@ def saved_by(path) -> str:
 def h5_twin(file: str) -> str:
     """The legacy-format name of a ``.keras`` model file: ``mnist_dense.keras`` -> ``mnist_dense.h5``."""
     return str(Path(file).with_suffix(".h5"))
-
-
-def locate(folder, file: str) -> tuple[Path, str | None]:
-    """The model file the grader reads for ``file`` in ``folder`` and a note saying so when it is not
-    ``file`` itself (its ``.h5`` twin); ModelFileError naming what was found instead when neither is there."""
-    folder = Path(folder)
-    path = folder / file
-    if path.exists() or path.is_symlink() or not file.endswith(".keras"):
-        return path, None
-    twin = folder / h5_twin(file)
-    if twin.exists() or twin.is_symlink():
-        return twin, f"graded {twin.name}, the legacy HDF5 (.h5) twin of {file}"
-    stem = Path(file).stem
-    found = []
-    for candidate in sorted(folder.glob(f"{stem}*")) + sorted(folder.glob("*.pt")) + sorted(folder.glob("*.pth")):
-        if candidate.is_dir() and (candidate / "saved_model.pb").exists():
-            found.append(f"{candidate.name}/ is a TensorFlow SavedModel folder (model.export or tf.saved_model.save), "
-                         "which the grader does not load")
-        elif candidate.name.endswith((".weights.h5", ".ckpt.index")) or candidate.suffix == ".ckpt":
-            found.append(f"{candidate.name} holds weights only (model.save_weights), not the model")
-        elif candidate.suffix in (".pt", ".pth"):
-            found.append(f"{candidate.name} is a PyTorch file; the grader reads Keras models only")
-    if found:
-        raise ModelFileError(f"model file {file} not found: {'; '.join(found[:2])}. Save the whole model with "
-                             f"model.save(\"{file}\") and submit that file")
-    raise ModelFileError(f"model file {file} not found")

@@ -13,7 +13,10 @@ import zipfile
 from dataclasses import dataclass
 from pathlib import Path
 
-from autograder.keras_numpy.architecture import ModelFileError, check_file
+try:  # in the grader
+    from autograder.keras_numpy.architecture import ModelFileError, check_file
+except ImportError:  # in a notebook, unpacked by its helper cell
+    from keras_numpy.architecture import ModelFileError, check_file
 
 TRUSTED_MODULES = ("sklearn", "numpy", "scipy", "builtins", "collections")
 
@@ -25,7 +28,9 @@ class EstimatorInfo:
     path: Path
     class_name: str  # the top-level object, e.g. "Pipeline"
     module: str
-    steps: tuple[str, ...]  # Pipeline step classes in order; (class_name,) otherwise
+    # Pipeline step classes in order (a search's best estimator; an SGDClassifier as "SGDClassifier(loss='log_loss')");
+    # (class_name,) otherwise
+    steps: tuple[str, ...]
     foreign: tuple[str, ...]  # module.class of objects outside TRUSTED_MODULES
 
     @property
@@ -47,21 +52,62 @@ def _objects(node, found: list[tuple[str, str]]) -> None:
             _objects(value, found)
 
 
-def _pipeline_steps(schema: dict) -> tuple[str, ...]:
-    """Classes of a Pipeline's steps, read from its ``steps`` list of (name, estimator) tuples."""
+# Wrappers whose fitted model is the estimator they found best (its class is what they are).
+SEARCH_WRAPPERS = ("GridSearchCV", "RandomizedSearchCV", "HalvingGridSearchCV", "HalvingRandomSearchCV")
+# Estimators whose kind depends on a parameter (the loss): the name the checks see spells it out.
+LOSS_NAMED = ("SGDClassifier",)
+
+
+def _attribute(node, name: str):
+    """An object node's attribute node (``None`` if it has none by that name)."""
     try:
-        steps = schema["content"]["content"]["steps"]["content"]
-        return tuple(step["content"][1]["__class__"] for step in steps)
-    except (KeyError, IndexError, TypeError):
+        content = node["content"]["content"]
+        return content.get(name) if isinstance(content, dict) else None
+    except (KeyError, TypeError):
+        return None
+
+
+def _json_value(node):
+    """The value of a JSON-stored attribute node (a string, number, bool), or None."""
+    if isinstance(node, dict) and node.get("is_json") and isinstance(node.get("content"), str):
+        try:
+            return json.loads(node["content"])
+        except ValueError:
+            return None
+    return None
+
+
+def _name(node, depth: int = 0) -> tuple[str, ...]:
+    """The classes a fitted object node stands for: a Pipeline's steps in order, the best estimator of a
+    search (with the search's name), an SGDClassifier with its loss."""
+    if not isinstance(node, dict) or depth > 8:
         return ()
+    cls = str(node.get("__class__", "?"))
+    if cls == "Pipeline":
+        steps = _attribute(node, "steps")
+        try:
+            return tuple(name for step in steps["content"] for name in _name(step["content"][1], depth + 1))
+        except (KeyError, IndexError, TypeError):
+            return (cls,)
+    if cls in SEARCH_WRAPPERS:
+        best = _name(_attribute(node, "best_estimator_"), depth + 1)
+        return best if best else (cls,)
+    if cls in LOSS_NAMED:
+        loss = _json_value(_attribute(node, "loss"))
+        return (f"{cls}(loss={loss!r})" if isinstance(loss, str) else cls,)
+    return (cls,)
 
 
 def inspect_skops(path: str | Path, *, max_mb: float = 100) -> EstimatorInfo:
     """Read ``path``'s skops schema; raise ModelFileError with a student-facing reason."""
     path = check_file(path, max_mb)
     if not zipfile.is_zipfile(path):
+        with open(path, "rb") as f:
+            head = f.read(2)
+        what = ("a Python pickle (joblib.dump or pickle.dump) under a .skops name" if head[:1] == b"\x80"
+                else "not a skops file")
         raise ModelFileError(
-            f"{path.name} is not a skops file; save scikit-learn models with skops.io.dump(model, '{path.name}') "
+            f"{path.name} is {what}; save scikit-learn models with skops.io.dump(model, '{path.name}') "
             "(pickle and joblib files are not accepted: loading them runs arbitrary code)"
         )
     try:
@@ -82,5 +128,4 @@ def inspect_skops(path: str | Path, *, max_mb: float = 100) -> EstimatorInfo:
     _objects(schema, found)
     foreign = tuple(sorted({f"{m}.{c}" for m, c in found if m.split(".")[0] not in TRUSTED_MODULES}))
     cls, module = str(schema["__class__"]), str(schema.get("__module__", ""))
-    steps = _pipeline_steps(schema) if cls == "Pipeline" else ()
-    return EstimatorInfo(path=path, class_name=cls, module=module, steps=steps or (cls,), foreign=foreign)
+    return EstimatorInfo(path=path, class_name=cls, module=module, steps=_name(schema) or (cls,), foreign=foreign)

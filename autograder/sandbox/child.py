@@ -2,10 +2,11 @@
 (a student's notebook, top to bottom).
 
 The only file of the grader that enters the sandbox: :func:`autograder.sandbox.run.install_job` copies
-it (with the NumPy engine package beside it, as ``_autograder_keras_numpy``) into the scratch folder,
+it (with the NumPy engine package beside it, as ``_autograder_keras_numpy``, and the loader of other model
+files, :mod:`autograder.model_files.load`, as ``_autograder_model_load``) into the scratch folder,
 and the child runs it with the venv's Python in isolated mode, so it imports nothing of the course
-repository. Standard library at the top; NumPy, Keras, skops and nbclient are imported by the job
-that needs them.
+repository. Standard library at the top; NumPy, Keras, skops, XGBoost, LightGBM and nbclient are imported
+by the job that needs them.
 """
 
 from __future__ import annotations
@@ -25,8 +26,11 @@ def _job_predict(kind: str, model_path: str, inputs_path: str, out_path: str, sh
     ``keras``: the NumPy engine (``keras_numpy``: reads the config and weights, runs no code from
     the file) when it supports every layer of the model, else Keras itself in safe mode (no Lambda
     or other code-carrying layers). ``skops``: only scikit-learn types are trusted; anything else in
-    the file is refused before loading. Next to the outputs, ``<out>.json`` says which engine ran and
-    when each step ended (``clock``: seconds since the epoch, for the grader's account of the job's time).
+    the file is refused before loading. ``xgboost`` (JSON or UBJSON) and ``lightgbm`` (text): the
+    library's own loader, which reads trees and no code; the outputs are its probabilities of class 1
+    for a binary model, one per input, on at most ``OMP_NUM_THREADS`` threads where set. Next to the
+    outputs, ``<out>.json`` says which engine ran and when each step ended (``clock``: seconds since the
+    epoch, for the grader's account of the job's time).
     """
     clock = {"started": STARTED}
     import numpy as np
@@ -62,19 +66,15 @@ def _job_predict(kind: str, model_path: str, inputs_path: str, out_path: str, sh
                 raise SystemExit(3) from None
             clock["read"] = time.time()
             outputs = model.predict(np.asarray(inputs), batch_size=500, verbose=0)
-    elif kind == "skops":
-        import skops.io as sio
+    else:  # skops, xgboost, lightgbm: the module the student's check before hand-in loads them with too
+        sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+        import _autograder_model_load as load
 
+        load.import_library(kind)
         clock["imported"] = time.time()
-        untrusted = sio.get_untrusted_types(file=model_path)
-        refused = [t for t in untrusted if not t.startswith("sklearn.")]
-        if refused:
-            raise TypeError(f"refusing to load types from outside scikit-learn: {', '.join(refused)}")
-        model = sio.load(model_path, trusted=untrusted)
+        model = load.load_model(kind, model_path)
         clock["read"] = time.time()
-        outputs = model.predict_proba(inputs) if hasattr(model, "predict_proba") else model.decision_function(inputs)
-    else:
-        raise ValueError(f"unknown model kind {kind!r}")
+        outputs = load.scores(kind, model, inputs, _threads())
     outputs = np.asarray(outputs)
     clock["predicted"] = time.time()
     if outputs.dtype == object:
@@ -83,6 +83,14 @@ def _job_predict(kind: str, model_path: str, inputs_path: str, out_path: str, sh
     clock["written"] = time.time()
     with open(os.path.splitext(out_path)[0] + ".json", "w") as f:
         json.dump({"engine": engine, "clock": clock}, f)
+
+
+def _threads() -> int:
+    """The threads a job may use, as the sandbox sets them (``OMP_NUM_THREADS``); 0: the library's default."""
+    try:
+        return max(0, int(os.environ.get("OMP_NUM_THREADS", "0")))
+    except ValueError:
+        return 0
 
 
 def _unreadable(model_path: str, engine: str, exc: Exception, pinned: str) -> str:

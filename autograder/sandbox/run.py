@@ -24,6 +24,8 @@ JOB_FILE = "_autograder_job.py"  # child.py, as the child runs it
 ENGINE_PACKAGE = "_autograder_keras_numpy"  # the package autograder/keras_numpy, importable by the job
 CHILD = Path(__file__).with_name("child.py")
 ENGINE = Path(__file__).parent.parent / "keras_numpy"
+MODEL_LOADER = Path(__file__).parent.parent / "model_files" / "load.py"
+MODEL_LOADER_FILE = "_autograder_model_load.py"  # how the job imports it
 
 
 class _Tail(threading.Thread):
@@ -234,6 +236,7 @@ def _kill(proc: subprocess.Popen) -> None:
 def install_job(workdir: Path) -> None:
     """Copy the child's jobs (``child.py``) and the NumPy Keras engine package into ``workdir``."""
     shutil.copyfile(CHILD, Path(workdir) / JOB_FILE)
+    shutil.copyfile(MODEL_LOADER, Path(workdir) / MODEL_LOADER_FILE)
     copy_engine(Path(workdir) / ENGINE_PACKAGE)
 
 
