@@ -80,6 +80,19 @@ class ModelSpec:
     file: str
     kind: str = "keras"
     variable: str = "model"  # the notebook's variable holding the trained model (for the student's check)
+    # Other formats the model may be handed in as, each in its own non-pickle format and under the same
+    # stem (autograder.model_files.locate.SUFFIXES): "xgboost" (.json, .ubj), "lightgbm" (.txt).
+    also: tuple[str, ...] = ()
+    # A non-Keras model: the estimators it may be (as autograder.model_files names them), and what they are.
+    families: tuple[str, ...] = ()
+    family: str = ""
+    # What a metric below full credit tells the student to do.
+    advice: str = "train for the notebook's full EPOCHS or improve the model"
+
+    @property
+    def formats(self) -> tuple[str, ...]:
+        """Every format the model may be handed in as, ``kind`` first."""
+        return (self.kind, *self.also)
 
 
 @dataclass(frozen=True)
@@ -129,6 +142,11 @@ class Assignment:
     @property
     def max_score(self) -> float:
         return sum(c.points for c in self.checks)
+
+    @property
+    def families(self) -> dict[str, dict]:
+        """The estimator families of the non-Keras models: {model name: {"families": [...], "family": "..."}}."""
+        return {m.name: {"families": list(m.families), "family": m.family} for m in self.models if m.families}
 
     @property
     def test_sets(self) -> tuple[str, ...]:
@@ -234,6 +252,11 @@ LIMITS = Limits(
 # What the grader feeds a model: test images scaled to [0, 1] as float32, reshaped to the model's
 # declared input shape ((28, 28), (784,) or (28, 28, 1)). Notebooks tell students the same.
 MNIST_PIXEL_SCALE = 255.0
+# The course's rule for a model that expects raw 0-255 pixels (a Rescaling(1./255) layer inside, trained on
+# unscaled images, as in TensorFlow's tutorials): it is scored on the [0, 1] inputs the notebooks specify, where
+# it scores near chance, and earns no credit for what it would score on raw pixels. The grader predicts the first
+# test images as 0-255 pixels too (autograder.course_check.SCALE_PROBE of them) and, when the model does far
+# better on those, its feedback names the cause instead of "train longer"; the check before hand-in does the same.
 # The notebooks' validation splits (the student's check before hand-in reads the same): the last 6,000
 # MNIST training images, the last fifth of the SUSY training events.
 MNIST_VALIDATION_ROWS = 6000
@@ -243,14 +266,16 @@ SUSY_VALIDATION_SHARE = 5
 # a release, so students never see it; notebooks move their validation digits with seeds of their
 # own. A new seed for a new term is fine: results graded on other data are graded again.
 MOVED_DIGITS_SEED = 80_461_937
+# The seed the student's check before hand-in moves the validation digits with (any seed but the grader's).
+MOVED_CHECK_SEED = 2026
 
 # --------------------------------------------------------------------------------------------
 # Assignments
 # --------------------------------------------------------------------------------------------
 MNIST_DENSE_MAX_PARAMS = 1_000_000
 # What every released notebook carries in its helper cell: the data loaders, the student's check before
-# handing in, and the package it reads saved models with (the grader's own reader and NumPy engine).
-HELPERS = ("course_data.py", "course_check.py", "keras_numpy")
+# handing in, and the packages it reads saved models with (the grader's own readers and NumPy engine).
+HELPERS = ("course_data.py", "course_check.py", "model_checks.py", "keras_numpy", "model_files")
 
 MNIST_DENSE = Assignment(
     name="mnist_dense",
@@ -451,9 +476,15 @@ SUSY_DATA = {
     "quick": SusyData(source="simulated", train_rows=20_000, test_rows=20_000),
 }
 
-SUSY_LOGREG = ("LogisticRegression",)
+# Every logistic regression scikit-learn makes: LogisticRegression(CV), and SGDClassifier with a log loss (a
+# logistic regression fitted by stochastic gradient descent, as in Mehta et al.'s review notebooks), alone, in
+# a Pipeline or as a grid search's best estimator (autograder.model_files.skops names them so).
+SUSY_LOGREG = ("LogisticRegression", "LogisticRegressionCV", "SGDClassifier(loss='log_loss')",
+               "SGDClassifier(loss='log')")
+# Tree ensembles: scikit-learn's, and XGBoost's and LightGBM's gradient-boosted trees, handed in in their own
+# non-pickle formats (XGBoost JSON or UBJ, LightGBM's text model; autograder.model_files.boosters reads them).
 SUSY_TREES = ("HistGradientBoostingClassifier", "GradientBoostingClassifier", "RandomForestClassifier",
-              "ExtraTreesClassifier")
+              "ExtraTreesClassifier", "XGBClassifier", "XGBoost Booster", "LGBMClassifier", "LightGBM Booster")
 # Layers a fully connected network may use (input scaling, dense layers, regularisation).
 SUSY_DNN_LAYERS = ("InputLayer", "Normalization", "Rescaling", "Dense", "Dropout", "BatchNormalization")
 
@@ -462,8 +493,14 @@ SUSY = Assignment(
     title="Searching for supersymmetry: logistic regression, trees and a deep network",
     notebook="susy.ipynb",
     models=(
-        ModelSpec("logreg", "susy_logreg.skops", "skops", variable="logreg"),
-        ModelSpec("trees", "susy_trees.skops", "skops", variable="trees"),
+        ModelSpec("logreg", "susy_logreg.skops", "skops", variable="logreg", families=SUSY_LOGREG,
+                  family="a logistic regression",
+                  advice="fit it on all the notebook's training events (N_TRAIN), with standardised features "
+                         "(StandardScaler) and enough iterations (max_iter)"),
+        ModelSpec("trees", "susy_trees.skops", "skops", variable="trees", also=("xgboost", "lightgbm"),
+                  families=SUSY_TREES, family="a tree ensemble (gradient boosting or random forest)",
+                  advice="fit it on all the notebook's training events (N_TRAIN), with more trees or boosting "
+                         "iterations"),
         ModelSpec("dnn", "susy_dnn.keras", "keras", variable="dnn"),
     ),
     dataset="susy",

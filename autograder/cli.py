@@ -119,8 +119,10 @@ def cmd_check(args) -> int:
                 except Exception as exc:
                     print(f"note: Keras {keras.__version__} cannot load {spec.file} ({type(exc).__name__}), so its "
                           "predictions are not compared")
+    from autograder.course_check import validation_data as course_validation
+
     reports = check_saved_models(facts_of(assignment, args.profile), models=models, x_val=x_val, y_val=y_val,
-                                 folder=folder)
+                                 folder=folder, why_no_data=getattr(course_validation, "why", None))
     return 1 if any(has_problem(r) for r in reports.values()) else 0
 
 

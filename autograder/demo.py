@@ -150,7 +150,7 @@ HANDINS: dict[str, tuple[Handin, ...]] = {
     ),
     "susy": COMMON + (
         Handin("cleo", "saved its boosted trees under the logistic regression's name too", trees_as_logreg,
-               "partial", "must hold LogisticRegression"),
+               "partial", "must hold a logistic regression"),
         Handin("dan", "the upload of the deep network broke off", damaged, "partial", "zip"),
     ),
 }

@@ -90,8 +90,25 @@ def hand_in_lines(nb) -> list[str]:
     return "".join(o.get("text", "") for o in cell.get("outputs", []) if o.get("output_type") == "stream").splitlines()
 
 
-def run_one(assignment: course_config.Assignment, python: Path, work: Path, parameters: dict) -> dict:
-    """Run the assignment's notebook alone in ``work/submitted/student/<a>/``, grade it, compare."""
+# SUSY's trees cell as a student who uses XGBoost or LightGBM writes it (``--trees``); the save cell writes their formats.
+TREES = {
+    "xgboost": "from xgboost import XGBClassifier\n"
+               "trees = XGBClassifier(n_estimators=200, max_depth=4, learning_rate=0.1, random_state=SEED)\n"
+               "trees.fit(X_fit, y_fit)\n"
+               "auc_trees = roc_auc_score(y_val, trees.predict_proba(X_val)[:, 1])\n"
+               "print(f\"XGBoost: validation AUC {auc_trees:.4f}\")",
+    "lightgbm": "from lightgbm import LGBMClassifier\n"
+                "trees = LGBMClassifier(n_estimators=200, learning_rate=0.1, random_state=SEED, verbose=-1)\n"
+                "trees.fit(X_fit, y_fit)\n"
+                "auc_trees = roc_auc_score(y_val, trees.predict_proba(X_val)[:, 1])\n"
+                "print(f\"LightGBM: validation AUC {auc_trees:.4f}\")",
+}
+
+
+def run_one(assignment: course_config.Assignment, python: Path, work: Path, parameters: dict,
+            trees: str | None = None) -> dict:
+    """Run the assignment's notebook alone in ``work/submitted/student/<a>/``, grade it, compare (``trees``: SUSY's
+    tree ensemble made with XGBoost or LightGBM instead of scikit-learn)."""
     import nbformat
 
     from autograder.datasets.tasks import load_task
@@ -105,6 +122,11 @@ def run_one(assignment: course_config.Assignment, python: Path, work: Path, para
     folder = work / "submitted" / "student" / assignment.name
     folder.mkdir(parents=True)
     nb = nbformat.read(ROOT / "solutions" / assignment.name / assignment.notebook, as_version=4)
+    if trees and assignment.name == "susy":
+        from autograder.notebook import grade_id
+
+        cell = next(c for c in nb.cells if grade_id(c) == "trees")
+        cell.source = TREES[trees]
     inject_parameters(nb, parameters, "quick")
     nbformat.write(nb, folder / assignment.notebook)
     home = work / "home"
@@ -128,7 +150,9 @@ def run_one(assignment: course_config.Assignment, python: Path, work: Path, para
         run["error"] = f"{stopped[0]['error']} in cell {stopped[0]['cell']}"
     ran = nbformat.read(folder / assignment.notebook, as_version=4)
     left = sorted(p.name for p in folder.iterdir())
-    expected = sorted([assignment.notebook] + [spec.file for spec in assignment.models])
+    tree_file = {"xgboost": "susy_trees.json", "lightgbm": "susy_trees.txt"}.get(trees or "")
+    expected = sorted([assignment.notebook] + [tree_file if tree_file and spec.name == "trees" else spec.file
+                                               for spec in assignment.models])
     grade = subprocess.run([sys.executable, "-m", "autograder", "grade", assignment.name, str(work / "submitted"),
                             "--out", str(work / "out"), "--profile", "quick"], capture_output=True, text=True,
                            cwd=ROOT)
@@ -136,19 +160,25 @@ def run_one(assignment: course_config.Assignment, python: Path, work: Path, para
         raise RuntimeError(f"autograder grade failed:\n{grade.stdout[-2000:]}{grade.stderr[-2000:]}")
     record = json.loads((work / "out" / "student" / assignment.name / "grading.json").read_text())
     lines = hand_in_lines(ran)
-    from autograder.course_check import ARCHITECTURE
+    from autograder.model_checks import ARCHITECTURE
 
-    said = {}
+    said, predicted = {}, {}
     for line in lines:
-        m = re.match(r"\s*([✓✗]) (\w+) \(", line)
+        m = re.match(r"\s*([✓✗~?]) (\w+) \((?:([\d.]+) of [\d.]+ pt|[\d.]+ pt, not judged here)", line)
         if m and m.group(2) in ARCHITECTURE:
             said[m.group(2)] = m.group(1) == "✓"
+        if m and m.group(3) is not None and "may fall on either side" not in line:
+            predicted[m.group(2)] = float(m.group(3))
     graded = {c["id"]: c["score"] == c["points"] for c in record["checks"] if c["id"] in said}
+    scores = {c["id"]: c["score"] for c in record["checks"] if c["id"] in predicted}
     agreement = [line.strip() for line in lines if "agrees with your model" in line]
     return {
         "assignment": assignment.name, "run": run, "offline": bool(offline), "files": left,
         "only_notebook_and_models": left == expected, "check_cell": said, "grader": graded,
         "agree": said == graded and bool(said), "engine": agreement,
+        # The points the check cell predicts (the default profile's thresholds) against the grader's (quick): they
+        # agree on every check but metrics whose thresholds differ between the profiles.
+        "predicted": predicted, "scores": scores,
         "engine_all": bool(agreement) and all(line.startswith("✓") for line in agreement),
         "score": record["score"], "max_score": record["max_score"],
     }
@@ -159,6 +189,7 @@ def main(argv=None) -> int:
     parser.add_argument("--assignments", default=",".join(course_config.ASSIGNMENTS))
     parser.add_argument("--python", type=Path, help="the interpreter to run the notebooks (default: the Colab-like venv)")
     parser.add_argument("--out", type=Path, default=DOCS)
+    parser.add_argument("--trees", choices=sorted(TREES), help="susy: make the tree ensemble with this library")
     parser.add_argument("--smoke", action="store_true", help="this venv's Python, mnist_dense, one epoch; docs/ untouched")
     args = parser.parse_args(argv)
     names = ["mnist_dense"] if args.smoke else args.assignments.split(",")
@@ -170,7 +201,7 @@ def main(argv=None) -> int:
         if args.smoke:
             parameters["EPOCHS"] = 1
         with tempfile.TemporaryDirectory(prefix="notebook-only-") as tmp:
-            row = run_one(a, python, Path(tmp), parameters)
+            row = run_one(a, python, Path(tmp), parameters, trees=args.trees)
         rows.append(row)
         run = row["run"]
         print(f"{name}: ran in {run['seconds']:.0f} s (Python {run['python']}, TensorFlow {run['tensorflow']}, Keras "
@@ -182,6 +213,8 @@ def main(argv=None) -> int:
         print(f"  check cell {row['check_cell']} / grader {row['grader']}: {'agree' if row['agree'] else 'DISAGREE'}")
         print(f"  {'; '.join(row['engine']) or 'no engine comparison printed'}")
         print(f"  grader: {row['score']:g} / {row['max_score']:g} (quick profile)")
+        print(f"  check cell's predicted points (the default profile's thresholds): {row['predicted']}; the grader's "
+              f"(quick): {row['scores']}")
     ok = all(not r["run"]["error"] and r["agree"] and r["engine_all"] and r["only_notebook_and_models"] for r in rows)
     print(f"notebook-only release: {sum(1 for r in rows if not r['run']['error'])} of {len(rows)} ran top to bottom; "
           f"check cell and grader {'agree on every check' if ok else 'DO NOT agree everywhere'}")

@@ -41,10 +41,11 @@ def test_a_good_model_passes_and_the_engine_agrees_with_keras(models_dir, tmp_pa
     reports, said = lines_of(facts_of(A, "full"), models={"model": model}, x_val=x_val, y_val=y_val, folder=tmp_path)
     report = reports["model"]
     assert report["engine"] == "numpy" and report["agree"] == 6000
-    assert set(report["checks"]) == {"layer_types", "hidden_layer", "output_layer", "param_budget"}
-    assert not any(report["checks"].values())
+    assert set(report["checks"]) == {"layer_types", "hidden_layer", "output_layer", "param_budget", "test_accuracy"}
+    assert all(v["judged"] and v["points"] == v["of"] for cid, v in report["checks"].items() if cid != "test_accuracy")
     accuracy = float(np.mean(model.predict(x_val, verbose=0).argmax(1) == y_val))
-    assert report["metric"] == pytest.approx(accuracy, abs=1e-9)
+    assert report["metrics"]["test_accuracy"] == pytest.approx(accuracy, abs=1e-9)
+    assert report["checks"]["test_accuracy"]["points"] == 0  # a small model: below every tier
     assert "the grader's engine agrees with your model on 6,000 of 6,000 validation images" in said
     assert "full credit at >= 0.9800, 50% of the points at >= 0.9700" in said  # the thresholds, from course_config
     assert "saved by Keras 3.15.1" in said
@@ -53,9 +54,12 @@ def test_a_good_model_passes_and_the_engine_agrees_with_keras(models_dir, tmp_pa
 def test_failed_checks_and_missing_files_say_why(models_dir, tmp_path):
     shutil.copyfile(models_dir / "conv.keras", tmp_path / A.model_file)
     reports, said = lines_of(facts_of(A, "full"), folder=tmp_path)
-    assert reports["model"]["checks"]["layer_types"].startswith("a fully connected network uses only")
-    assert "✗ layer_types (1 pt): a fully connected network uses only" in said
-    assert "1 model file(s) with a problem" in said
+    assert reports["model"]["checks"]["layer_types"]["message"].startswith("a fully connected network uses only")
+    assert "✗ layer_types (0 of 1 pt): a fully connected network uses only" in said
+    assert "check(s) lose points: layer_types" in said
+    # without validation data the metric is not judged, and the verdict says so rather than "all pass"
+    assert "? test_accuracy (6 pt, not judged here): no validation data was given" in said
+    assert "Not judged here (1 check(s), 6 points): test_accuracy" in said
     (tmp_path / A.model_file).unlink()
     (tmp_path / "saved_model").mkdir()
     reports, said = lines_of(facts_of(A, "full"), folder=tmp_path)
@@ -74,6 +78,24 @@ def test_a_model_not_saved_after_training_is_caught(models_dir, tmp_path, mnist)
     assert "the saved file is not the model in memory" in said
 
 
+def test_without_validation_data_the_note_says_where_it_looked(tmp_path, monkeypatch):
+    """A folder with only the 10k SUSY sample: the note names the places looked in, and does not tell the student to
+    set COURSE_DATA_DIR, which is set."""
+    from autograder.course_check import validation_data
+
+    (tmp_path / "susy_real_10k.csv.gz").write_bytes(b"")
+    monkeypatch.setenv("COURSE_DATA_DIR", str(tmp_path))
+    said = []
+    x, y = validation_data(facts_of(course_config.SUSY, "full"), out=said.append)
+    assert x is None and y is None
+    note = said[0]
+    assert f"{tmp_path}/SUSY.csv.gz (not there)" in note and f"COURSE_DATA_DIR is {tmp_path}, which has no usable" in note
+    assert "set COURSE_DATA_DIR" not in note and "Looked in:)" not in note
+    reports, printed = lines_of(facts_of(course_config.SUSY, "full"), folder=tmp_path,
+                                why_no_data=validation_data.why)
+    assert "Every graded check passes" not in printed and "not judged" not in printed  # no files: nothing passes
+
+
 def test_autograder_check_from_a_shell(models_dir, good_dense, tmp_path):
     shutil.copyfile(good_dense, tmp_path / A.model_file)
     proc = subprocess.run([sys.executable, "-m", "autograder", "check", A.name, str(tmp_path)],
@@ -87,11 +109,11 @@ def test_autograder_check_from_a_shell(models_dir, good_dense, tmp_path):
                           capture_output=True, text=True, timeout=300)
     assert proc.returncode == 1, proc.stdout + proc.stderr
     assert "graded mnist_dense.h5, the legacy HDF5 (.h5) twin of mnist_dense.keras" in proc.stdout
-    assert "✓ output_layer" in proc.stdout and "0% of its points if the test figure is the same" in proc.stdout
+    assert "✓ output_layer" in proc.stdout and "✗ test_accuracy (0 of 6 pt): validation accuracy" in proc.stdout
     shutil.copyfile(models_dir / "no_softmax.keras", tmp_path / A.model_file)
     proc = subprocess.run([sys.executable, "-m", "autograder", "check", A.name, str(tmp_path)],
                           capture_output=True, text=True, timeout=300)
-    assert proc.returncode == 1 and "✗ output_layer (1 pt): output layer must be Dense(10, softmax)" in proc.stdout
+    assert proc.returncode == 1 and "✗ output_layer (0 of 1 pt): output layer must be Dense(10, softmax)" in proc.stdout
 
 
 def python313() -> Path:

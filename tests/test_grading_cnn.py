@@ -123,14 +123,16 @@ def test_moved_test_set_follows_the_graders_seed_and_keeps_its_labels(mnist, mon
     try:
         assert plain.test_sets == ("test",) and moved.test_sets == ("test", "moved")
         inputs = moved.prediction_inputs()
-        assert inputs.shape == (20000, 28, 28) and plain.prediction_inputs().shape == (10000, 28, 28)
+        # the test digits, the moved digits, then the first 500 test digits as raw 0-255 pixels (the scale probe)
+        assert inputs.shape == (20500, 28, 28) and plain.prediction_inputs().shape == (10500, 28, 28)
+        assert np.array_equal(inputs[20000:], x_test[:500].astype(np.float32))
         expected = move_digits(x_test, course_config.MOVED_DIGITS_SEED)
-        assert np.array_equal(np.rint(inputs[10000:] * 255).astype(np.uint8), expected)
+        assert np.array_equal(np.rint(inputs[10000:20000] * 255).astype(np.uint8), expected)
         assert np.array_equal(moved.labels_of("moved"), y_test)
-        outputs = np.arange(20000 * 10, dtype=np.float32).reshape(20000, 10)
+        outputs = np.arange(20500 * 10, dtype=np.float32).reshape(20500, 10)
         parts = moved.split(moved.check_predictions(AUG.models[0], outputs))
-        assert list(parts) == ["test", "moved"] and np.array_equal(parts["moved"], outputs[10000:])
-        with pytest.raises(ValueError, match="shape \\(10000, 10\\) for 20,000 images; expected \\(20000, 10\\)"):
+        assert list(parts) == ["test", "moved", "scale_probe"] and np.array_equal(parts["moved"], outputs[10000:20000])
+        with pytest.raises(ValueError, match="shape \\(10000, 10\\) for 20,500 images; expected \\(20500, 10\\)"):
             moved.check_predictions(AUG.models[0], outputs[:10000])
         assert plain.fingerprint() != moved.fingerprint()
         fingerprint = moved.fingerprint()

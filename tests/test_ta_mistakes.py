@@ -75,12 +75,12 @@ def test_an_internal_error_is_never_kept_as_done(tmp_path, models_dir, monkeypat
 
 def test_a_check_the_grader_cannot_run_counts_as_internal(tmp_path, models_dir, monkeypatch):
     """A check that raises (not a failed assertion) is the grader's fault, not the student's."""
-    from autograder import course_check
+    from autograder import model_checks
 
     def crash(model, facts):
         raise KeyError("units")
 
-    monkeypatch.setitem(course_check.ARCHITECTURE, "hidden_layer", crash)
+    monkeypatch.setitem(model_checks.ARCHITECTURE, "hidden_layer", crash)
     submitted = tmp_path / "submitted"
     make_submission(submitted, "ada", A.name, {A.model_file: models_dir / "dense.keras"})
     report = batch.grade(A.name, submitted, tmp_path / "out", profile_name="quick", workers=1, log=io.StringIO())

@@ -10,12 +10,12 @@ from __future__ import annotations
 
 import pytest
 
-from autograder.course_check import ARCHITECTURE
 from autograder.metrics import accuracy
+from autograder.model_checks import ARCHITECTURE
 
 
-def score_metric(name: str, value: float, threshold, score) -> None:
-    """Record tiered credit for ``value`` and fail the check below full credit."""
+def score_metric(name: str, value: float, threshold, score, advice: str) -> None:
+    """Record tiered credit for ``value`` and fail the check below full credit, saying what to do (``advice``)."""
     fraction = threshold.fraction(value)
     tiers = ", ".join(
         f"{t.fraction:.0%} of the points at >= {t.minimum:.4f}" for t in sorted(threshold.tiers, key=lambda t: -t.minimum)
@@ -24,8 +24,8 @@ def score_metric(name: str, value: float, threshold, score) -> None:
     score.set(fraction, message)
     # The tiers are in the recorded message already: the failure says only what fell short.
     assert fraction == 1.0, (
-        f"{name} {value:.4f} is below {threshold.full_credit:.4f} needed for full credit: train for the notebook's "
-        "full EPOCHS or improve the model (its check before handing in shows the validation figure)"
+        f"{name} {value:.4f} is below {threshold.full_credit:.4f} needed for full credit: {advice} (the notebook's "
+        "check before handing in shows the validation figure)"
     )
 
 
@@ -41,5 +41,5 @@ def test_parameter_count_within_budget(model, assignment):
 
 
 @pytest.mark.check("test_accuracy")
-def test_accuracy_on_mnist_test_set(predictions, labels, threshold, score):
-    score_metric("test accuracy", accuracy(predictions, labels), threshold, score)
+def test_accuracy_on_mnist_test_set(predictions, labels, threshold, score, advice):
+    score_metric("test accuracy", accuracy(predictions, labels), threshold, score, advice)

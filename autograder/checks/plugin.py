@@ -99,6 +99,13 @@ class GradingPlugin:
         return self._submission.labels_on(self._test_set(request))
 
     @pytest.fixture
+    def advice(self, request):
+        """What a metric below full credit tells the student to do: the model's diagnosis where the grader made
+        one (a model that expects 0-255 pixels), else the course's advice for that kind of model."""
+        spec = self._assignment.model_of(check_id(request.node))
+        return self._submission.diagnoses.get(spec.name) or spec.advice
+
+    @pytest.fixture
     def threshold(self, request):
         return self._assignment.threshold(self._submission.profile, check_id(request.node))
 

@@ -14,8 +14,8 @@ from autograder.checks.test_mnist_cnn import (  # noqa: F401 - collected as this
     test_output_layer_is_dense_10_softmax,
     test_parameter_count_within_budget,
 )
-from autograder.course_check import ARCHITECTURE
 from autograder.metrics import accuracy
+from autograder.model_checks import ARCHITECTURE
 
 
 @pytest.mark.check("augmentation_layers")
@@ -29,5 +29,5 @@ def test_no_flip_layers(model, assignment):
 
 
 @pytest.mark.check("moved_accuracy")
-def test_accuracy_on_moved_test_digits(predictions, labels, threshold, score):
-    score_metric("accuracy on the moved test digits", accuracy(predictions, labels), threshold, score)
+def test_accuracy_on_moved_test_digits(predictions, labels, threshold, score, advice):
+    score_metric("accuracy on the moved test digits", accuracy(predictions, labels), threshold, score, advice)

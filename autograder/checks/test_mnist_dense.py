@@ -7,7 +7,7 @@ from autograder.checks.common import (  # noqa: F401 - shared checks, collected 
     test_output_layer_is_dense_10_softmax,
     test_parameter_count_within_budget,
 )
-from autograder.course_check import ARCHITECTURE
+from autograder.model_checks import ARCHITECTURE
 
 
 @pytest.mark.check("layer_types")

@@ -18,9 +18,11 @@ import numpy as np
 
 import course_config
 from autograder.metrics import accuracy, roc_auc
+from autograder.model_checks import SCALE_PROBE
 from autograder.results import MAX_MISCLASSIFIED
 
 ROC_POINTS = 201
+SCALE_PROBE_SET = "scale_probe"
 REFERENCE_CURVES = course_config.COURSE_DIR / "docs" / "reference_roc.json"
 
 
@@ -55,10 +57,19 @@ class Task:
         self.inputs_of(test_set)
         return self.y_test
 
+    # Inputs predicted after the test sets to diagnose a model, never scored: {name: inputs} (see MnistTask).
+    def probes(self) -> dict[str, np.ndarray]:
+        return {}
+
+    def n_predicted(self) -> int:
+        """How many inputs a prediction job predicts: every test set's, then the probes'."""
+        return sum(len(self.inputs_of(s)) for s in self.test_sets) + sum(len(p) for p in self.probes().values())
+
     def split(self, outputs: np.ndarray) -> dict[str, np.ndarray]:
-        """Checked outputs for every test set together, as one array per test set."""
-        bounds = np.cumsum([len(self.inputs_of(s)) for s in self.test_sets])[:-1]
-        return dict(zip(self.test_sets, np.split(outputs, bounds)))
+        """Checked outputs for every test set (and probe) together, as one array per test set (and probe)."""
+        names = list(self.test_sets) + list(self.probes())
+        sizes = [len(self.inputs_of(s)) for s in self.test_sets] + [len(p) for p in self.probes().values()]
+        return dict(zip(names, np.split(outputs, np.cumsum(sizes)[:-1])))
 
     # -- what the sandbox sees ---------------------------------------------------------------
     def _dir(self, kind: str, fill) -> Path:
@@ -150,10 +161,16 @@ class MnistTask(Task):
     def inputs_of(self, test_set: str) -> np.ndarray:
         return self.x_moved if test_set == "moved" and "moved" in self.test_sets else super().inputs_of(test_set)
 
+    def probes(self) -> dict[str, np.ndarray]:
+        """The first test images as raw 0-255 pixels ("scale_probe"): a model that does far better on them than on
+        the [0, 1] pixels it is scored on expects unscaled inputs, and its feedback says so."""
+        return {SCALE_PROBE_SET: self.x_test[:SCALE_PROBE].astype(np.float32)}
+
     def prediction_inputs(self) -> np.ndarray:
-        """The images of every test set, one set after the other, scaled to [0, 1] as float32, shape (N, 28, 28)."""
+        """The images of every test set, one set after the other, scaled to [0, 1] as float32, shape (N, 28, 28),
+        then the probes (as they are)."""
         images = np.concatenate([self.inputs_of(s) for s in self.test_sets])
-        return images.astype(np.float32) / course_config.MNIST_PIXEL_SCALE
+        return np.concatenate([images.astype(np.float32) / course_config.MNIST_PIXEL_SCALE, *self.probes().values()])
 
     def input_shape(self, spec: course_config.ModelSpec, model) -> tuple[int, ...]:
         """The model's declared input shape if the grader can feed MNIST images in it; else ValueError."""
@@ -167,11 +184,11 @@ class MnistTask(Task):
 
     def check_predictions(self, spec: course_config.ModelSpec, outputs: np.ndarray) -> np.ndarray:
         """The model's outputs if they are one row of 10 finite class scores per image; else ValueError."""
-        expected = (sum(len(self.inputs_of(s)) for s in self.test_sets), 10)
+        expected = (self.n_predicted(), 10)
         if outputs.shape != expected:
             raise ValueError(f"the model outputs shape {outputs.shape} for {expected[0]:,} images; expected {expected}, "
                              "one row of 10 class scores per image")
-        if not np.all(np.isfinite(outputs)):
+        if not np.all(np.isfinite(outputs[: expected[0] - SCALE_PROBE])):  # on the probe, they diagnose only
             raise ValueError("the model outputs NaN or infinite values")
         return outputs
 
@@ -262,7 +279,13 @@ class SusyTask(Task):
         return np.ascontiguousarray(self.x_test, dtype=np.float32)
 
     def input_shape(self, spec: course_config.ModelSpec, model) -> tuple[int, ...]:
-        return (self.x_test.shape[1],)
+        """One event's features; ValueError where the model file says it was trained on another number of them."""
+        n = self.x_test.shape[1]
+        trained_on = getattr(model, "n_features", None)  # XGBoost and LightGBM files say it
+        if trained_on and trained_on != n:
+            raise ValueError(f"{model.path.name} was trained on {trained_on} features; the grader feeds all {n} SUSY "
+                             "features, in the order load_susy gives them: train it on X as the notebook loads it")
+        return (n,)
 
     def check_predictions(self, spec: course_config.ModelSpec, outputs: np.ndarray) -> np.ndarray:
         """One signal score per event: accepts (N,), (N, 1) or (N, 2) class probabilities; else ValueError."""

@@ -29,10 +29,14 @@ import course_config
 from autograder import sandbox
 from autograder.checks import check_module
 from autograder.checks.plugin import GradingPlugin
+from autograder.datasets.tasks import SCALE_PROBE_SET
 from autograder.grading.execute import execute_notebook
 from autograder.grading.files import copy_submission
 from autograder.grading.predict import Prediction, predict
-from autograder.model_files import ModelFileError, ModelInfo, inspect, locate
+from autograder.keras_numpy.architecture import ModelFileError, ModelInfo
+from autograder.model_checks import accuracy_of, input_scale_problem
+from autograder.model_files.locate import expected_names, locate
+from autograder.model_files.read import inspect, job_kind
 from autograder.results import CheckResult, StudentResult
 
 
@@ -60,6 +64,8 @@ class Submission:
     notes: list[str] = field(default_factory=list)  # shown to the student above the checks
     execution: dict = field(default_factory=dict)
     limits_hit: list[str] = field(default_factory=list)
+    # Per model: why its metrics fall short when the grader can tell (a model that expects 0-255 pixels).
+    diagnoses: dict[str, str] = field(default_factory=dict)
 
     def predictions_on(self, test_set: str) -> dict[str, np.ndarray]:
         """Each model's outputs on one hidden test set."""
@@ -102,6 +108,7 @@ def prepare_submission(
     with sandbox.scratch(limits.disk_limit_mb) as workdir:
         copy_submission(src, workdir, submission.notes, limits.max_submission_mb)
         submission.notes += carried_notes
+        started = time.time()  # under execute, a model file under another name counts only if the run wrote it
         if execute:
             run = execute_notebook(workdir, assignment, task, profile=profile, limits=limits, release_dir=release_dir,
                                    backend=backend, keep_dir=keep_dir, threads=threads, gpus=gpus)
@@ -111,11 +118,11 @@ def prepare_submission(
         for spec in assignment.models:
             model_path = workdir / spec.file
             try:
-                if spec.kind == "keras":
-                    model_path, note = locate(workdir, spec.file)
-                    if note:
-                        submission.notes.append(note)
-                submission.models[spec.name] = inspect(spec, model_path, limits.max_model_file_mb)
+                model_path, note = locate(workdir, spec.file, spec.formats, claimed=claimed_names(assignment, spec),
+                                          newer_than=started - 1 if execute else None)
+                if note:
+                    submission.notes.append(note)
+                submission.models[spec.name] = inspect(spec.kind, model_path, limits.max_model_file_mb, spec.formats)
                 submission.files[spec.name] = model_path.name
                 if execute and keep_dir is not None:  # what the re-run saved and was graded, beside executed.ipynb
                     shutil.copyfile(model_path, keep_dir / model_path.name)
@@ -123,8 +130,15 @@ def prepare_submission(
                 submission.model_problems[spec.name] = model_problem(exc, spec, model_path, submission, execute)
                 continue
             record_prediction(submission, spec.name, predict(spec, model_path, submission.models[spec.name], task,
-                                                             limits=limits, backend=backend, threads=threads))
+                                                             limits=limits, backend=backend, threads=threads,
+                                                             kind=job_kind(submission.models[spec.name])))
     return submission
+
+
+def claimed_names(assignment: course_config.Assignment, spec: course_config.ModelSpec) -> tuple[str, ...]:
+    """The file names the assignment's other models may have (never taken for ``spec``)."""
+    return tuple(name for other in assignment.models if other is not spec
+                 for name in expected_names(other.file, other.formats))
 
 
 def model_problem(exc: ModelFileError, spec: course_config.ModelSpec, model_path: Path, submission: Submission,
@@ -141,8 +155,12 @@ def model_problem(exc: ModelFileError, spec: course_config.ModelSpec, model_path
                f"model{'s' if len(submission.assignment.models) > 1 else ''}\"), which writes it, "
                "and submit the file next to the notebook")
         )
-        if execute and submission.notes:
-            problem += f" ({submission.notes[-1]})"
+        # Under execute, why: the cell that saves it and the error that stopped it (autograder.grading.missing), not
+        # the notebook's first error, which may have nothing to do with this file.
+        why = submission.execution.get("not_saved", {}).get(spec.file) if execute else None
+        why = why or cause or (submission.notes[-1] if execute and submission.notes else None)
+        if why:
+            problem += f" ({why})"
     return problem
 
 
@@ -156,9 +174,18 @@ def record_prediction(submission: Submission, model: str, prediction: Prediction
     if prediction.problem is not None:
         submission.prediction_problems[model] = prediction.problem
         return
+    probe = prediction.outputs.pop(SCALE_PROBE_SET, None)
     for test_set, part in prediction.outputs.items():
         by_model = submission.predictions if test_set == "test" else submission.more_predictions.setdefault(test_set, {})
         by_model[model] = part
+    if probe is not None and "test" in prediction.outputs:
+        n = len(probe)
+        labels = submission.labels[:n]
+        scaled = accuracy_of(prediction.outputs["test"][:n], labels)
+        raw = accuracy_of(np.nan_to_num(probe), labels)
+        diagnosis = input_scale_problem(scaled, raw, n)
+        if diagnosis:
+            submission.diagnoses[model] = diagnosis.replace("these images", "the test images", 1)
 
 
 # pytest's plugins the checks never use, off: a session with them costs 0.12 s, without them 0.03 s, once per
