@@ -17,6 +17,9 @@ GRADING_MD_ID = "grading_md"
 CHECK_CELL_PREFIX = "check_"
 # The first line of every generated cell that runs under nbgrader's Validate (the rest are skipped there).
 VALIDATE_MARK = "# Course check"
+# The tag of the cell a re-execution inserts after the "parameters" cell (papermill's convention) with the profile's
+# values; cells are numbered for the student without it.
+INJECTED_TAG = "injected-parameters"
 # Where a graded notebook carries the kit's grading record (nbgrader autograde, autograder grade --gradebook).
 RECORD_KEY = "autograder"
 

@@ -17,8 +17,9 @@ from pathlib import Path
 
 import course_config
 from autograder import sandbox
-from autograder.keras_numpy.architecture import h5_twin
-from autograder.notebook import grade_id, is_check_cell
+from autograder.grading.missing import missing_causes
+from autograder.model_files.locate import expected_names
+from autograder.notebook import INJECTED_TAG, grade_id, is_check_cell
 
 EXECUTED_NOTEBOOK = "executed.ipynb"
 
@@ -28,9 +29,8 @@ def run_files(assignment: course_config.Assignment) -> list[str]:
     saved (each model under its name or its ``.h5`` twin's), which a later run replaces or removes."""
     names = [EXECUTED_NOTEBOOK]
     for spec in assignment.models:
-        names += [spec.file] + ([h5_twin(spec.file)] if spec.kind == "keras" else [])
+        names += expected_names(spec.file, spec.formats)
     return names
-INJECTED_TAG = "injected-parameters"
 
 
 def inject_parameters(nb, parameters: dict[str, object], profile: str):
@@ -140,9 +140,8 @@ def execute_notebook(workdir: Path, assignment: course_config.Assignment, task, 
         return Execution({"status": "unreadable"}, [f"{a.notebook} is not a valid notebook ({type(exc).__name__}: {exc})"])
     # Grade only what this run saves, never a model file that came with the submission.
     for spec in a.models:
-        (workdir / spec.file).unlink(missing_ok=True)
-        if spec.kind == "keras":  # its legacy twin too: only what the run saves is graded
-            (workdir / h5_twin(spec.file)).unlink(missing_ok=True)
+        for name in expected_names(spec.file, spec.formats):  # its .h5 twin and other formats too
+            (workdir / name).unlink(missing_ok=True)
     execution = Execution()
     release_nb = release_dir / a.notebook
     if release_nb.is_file():
@@ -193,6 +192,10 @@ def execute_notebook(workdir: Path, assignment: course_config.Assignment, task, 
                 "the notebook raised", "the notebook ran out of space:", 1)
     elif not result.ok:
         notes.append(f"running the notebook failed: {result.problem()}")
+    if not stopped:  # each model file the run did not save: why, from the cell that saves it (not the first error)
+        causes = missing_causes(workdir / f".{EXECUTED_NOTEBOOK}", a, injected_at)
+        if causes:
+            execution.report["not_saved"] = causes
     if result.processes_refused and not stopped:
         notes.append(
             f"the process limit ({result.limits['max_processes']} processes and threads) was reached: the kernel "
