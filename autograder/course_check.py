@@ -178,6 +178,8 @@ def check_model(facts, spec, folder=".", model=None, x_val=None, y_val=None, out
                 "are scaled as the grader does")
             x = x / 255.0
         grader = predict(x)
+        if not np.all(np.isfinite(grader)):  # the grader refuses such outputs: no points
+            raise ModelFileError("the model outputs NaN or infinite values")
     except NotJudged as exc:
         report["engine"] = report["engine"] if kind != "keras" or "NumPy" not in str(exc) else f"keras ({exc})"
         for check in metric_checks:

@@ -181,3 +181,25 @@ def test_results_are_recorded_for_every_case(graded):
     for case in CASES:
         record = graded["root"] / f"out-{case.mode}" / case.student / case.assignment / RECORD_FILE
         assert record.is_file(), case.student
+
+
+def test_check_before_hand_in_agrees_with_the_grader_on_saved_cases(graded):
+    """The broken and hostile saved files, checked as a student would before handing them in: for every check the
+    check judges (a figure within its uncertainty of a tier aside), its predicted points are the grader's."""
+    from autograder.course_check import check_saved_models, facts_of, validation_data
+    from autograder.datasets.susy_sim import simulate
+
+    compared = 0
+    for case in [c for c in CASES if c.mode == "saved"]:
+        a = course_config.assignment(case.assignment)
+        facts = facts_of(a, "quick")
+        x_val, y_val = simulate(20_000, seed=5) if a.dataset == "susy" else validation_data(facts)
+        said = []
+        reports = check_saved_models(facts, x_val=x_val, y_val=y_val, out=said.append,
+                                     folder=graded["root"] / "saved" / case.student / case.assignment)
+        grader = {c.id: c.score for c in graded["results"][("saved", case.student)].checks}
+        for check_id, v in reports.verdicts().items():
+            if v["judged"] and not v.get("borderline"):
+                assert v["points"] == pytest.approx(grader[check_id]), (case.student, check_id, "\n".join(said))
+                compared += 1
+    assert compared >= 60
