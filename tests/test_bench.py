@@ -79,9 +79,7 @@ def test_every_bench_script_has_a_smoke_test():
     assert set(SMOKE) | {"model_files.py", "model_files_producer.py"} == {p.name for p in SCRIPTS}
 
 
-@pytest.mark.slow
-@pytest.mark.parametrize("script", sorted(SMOKE))
-def test_bench_smoke(script, mnist):
+def run_smoke(script: str) -> None:
     """The script's smoke mode runs to the end, prints its figure lines and writes nothing under docs/."""
     before = docs_digest()
     proc = subprocess.run([sys.executable, str(BENCH / script), "--smoke"], capture_output=True, text=True, timeout=900)
@@ -89,3 +87,23 @@ def test_bench_smoke(script, mnist):
     for pattern in SMOKE[script]:
         assert re.search(pattern, proc.stdout, re.M), f"no line matching {pattern!r} in:\n{proc.stdout[-3000:]}"
     assert docs_digest() == before, f"{script} --smoke changed docs/"
+
+
+# The smokes in two classes: pytest-xdist's --dist loadscope gives each class to a worker of its own, so the
+# benches (nine minutes together on one worker) run on both cores.
+SUSY_SMOKES = sorted(s for s in SMOKE if s.startswith("susy_"))
+OTHER_SMOKES = sorted(s for s in SMOKE if not s.startswith("susy_"))
+
+
+@pytest.mark.slow
+class TestSusyBenchSmoke:
+    @pytest.mark.parametrize("script", SUSY_SMOKES)
+    def test_bench_smoke(self, script):
+        run_smoke(script)
+
+
+@pytest.mark.slow
+class TestBenchSmoke:
+    @pytest.mark.parametrize("script", OTHER_SMOKES)
+    def test_bench_smoke(self, script, mnist):
+        run_smoke(script)
