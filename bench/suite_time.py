@@ -50,7 +50,7 @@ def run_suite(args: list[str], junit: Path) -> dict:
     tests = []
     root = ET.parse(junit).getroot() if junit.is_file() else None
     for case in (root.iter("testcase") if root is not None else []):
-        name = f"{case.get('classname', '').replace('.', '/')}.py::{case.get('name')}"
+        name = node_id(case.get("classname", ""), case.get("name"))
         outcome = "failed" if case.find("failure") is not None or case.find("error") is not None else (
             "skipped" if case.find("skipped") is not None else "passed")
         tests.append({"test": name, "seconds": float(case.get("time") or 0), "outcome": outcome})
@@ -58,15 +58,25 @@ def run_suite(args: list[str], junit: Path) -> dict:
             "tests": tests, "output_tail": proc.stdout[-3000:] + proc.stderr[-2000:]}
 
 
+def node_id(classname: str, name: str) -> str:
+    """pytest's id of a test from JUnit's ``classname`` ("tests.test_bench.TestBenchSmoke") and ``name``."""
+    parts = classname.split(".")
+    for i in range(len(parts), 0, -1):  # the longest prefix that is a test file; the rest are classes
+        if (ROOT / Path(*parts[:i])).with_suffix(".py").is_file():
+            return "::".join(["/".join(parts[:i]) + ".py", *parts[i:], name])
+    return f"{classname.replace('.', '/')}.py::{name}"
+
+
 def slowest(tests: list[dict], n: int = 10) -> list[dict]:
     return sorted(tests, key=lambda t: -t["seconds"])[:n]
 
 
 def by_module(tests: list[dict]) -> dict[str, float]:
-    """Seconds per test module, the longest first (a module runs on one worker: the longest bound the run)."""
+    """Seconds per test module (or class: a scope of --dist loadscope), the longest first (each runs on one worker:
+    the longest bound the run)."""
     totals: dict[str, float] = {}
     for t in tests:
-        module = t["test"].split("::", 1)[0]
+        module = t["test"].rsplit("::", 1)[0]
         totals[module] = totals.get(module, 0.0) + t["seconds"]
     return dict(sorted(totals.items(), key=lambda kv: -kv[1]))
 
@@ -91,7 +101,7 @@ def render(runs: list[dict]) -> str:
               "| seconds | test |", "|---|---|"]
     lines += [f"| {t['seconds']:.1f} | `{t['test']}` |" for t in newest["slowest"]]
     if newest.get("modules"):
-        lines += ["", "Its ten longest test modules (a module runs on one worker):", "", "| seconds | module |", "|---|---|"]
+        lines += ["", "Its ten longest test modules and test classes (each runs on one worker):", "", "| seconds | module or class |", "|---|---|"]
         lines += [f"| {seconds:.1f} | `{module}` |" for module, seconds in newest["modules"].items()]
     return "\n".join(lines) + "\n"
 
@@ -115,7 +125,7 @@ def main(argv=None) -> int:
     for t in slowest(run["tests"]):
         print(f"  {t['seconds']:7.1f} s  {t['test']}")
     modules = by_module(run["tests"])
-    print("modules (each on one worker), the ten longest:")
+    print("modules and test classes (each on one worker), the ten longest:")
     for module, seconds in list(modules.items())[:10]:
         print(f"  {seconds:7.1f} s  {module}")
     if run["returncode"] != 0:
