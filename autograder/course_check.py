@@ -94,7 +94,12 @@ def _own_outputs(model, x):
 
 
 class NotJudged(Exception):
-    """A check this machine cannot judge before hand-in (no validation data, no library to load the file)."""
+    """A check this machine cannot judge before hand-in (no validation data, no library to load the file);
+    ``engine``: how the grader predicts instead, where that is why."""
+
+    def __init__(self, message: str, engine: str | None = None):
+        super().__init__(message)
+        self.engine = engine
 
 
 def grader_predictor(info, kind: str):
@@ -105,7 +110,7 @@ def grader_predictor(info, kind: str):
             engine = keras_numpy.load(info.path)
         except keras_numpy.Unsupported as exc:
             raise NotJudged(f"the grader's NumPy engine does not read this file ({exc}); the grader loads it with "
-                            "Keras instead, which works when Keras 3 can load it") from None
+                            "Keras instead, which works when Keras 3 can load it", engine=f"keras ({exc})") from None
         return engine.predict
     try:
         loaded = load.load_model(kind, str(info.path))
@@ -151,7 +156,7 @@ def check_model(facts, spec, folder=".", model=None, x_val=None, y_val=None, out
         out(f"  {info.summary()}, {info.n_params:,} parameters")
     else:
         out(f"{path.name} ({size}): {info.summary()}" + (f" ({note})" if note else ""))
-    failed_family = set()
+    failed = set()  # the checks of this model that it fails
     for check in checks:
         if check["id"] not in model_checks.ARCHITECTURE:
             continue
@@ -160,7 +165,7 @@ def check_model(facts, spec, folder=".", model=None, x_val=None, y_val=None, out
             record(check, check["points"], check["title"])
         except AssertionError as exc:
             record(check, 0, str(exc))
-            failed_family.add(check["id"])
+            failed.add(check["id"])
     metric_checks = [c for c in checks if c.get("tiers")]
     if not metric_checks:
         return report
@@ -181,7 +186,7 @@ def check_model(facts, spec, folder=".", model=None, x_val=None, y_val=None, out
         if not np.all(np.isfinite(grader)):  # the grader refuses such outputs: no points
             raise ModelFileError("the model outputs NaN or infinite values")
     except NotJudged as exc:
-        report["engine"] = report["engine"] if kind != "keras" or "NumPy" not in str(exc) else f"keras ({exc})"
+        report["engine"] = exc.engine or report["engine"]
         for check in metric_checks:
             record(check, None, str(exc), judged=False)
         return report
@@ -211,10 +216,10 @@ def check_model(facts, spec, folder=".", model=None, x_val=None, y_val=None, out
     if facts["dataset"] == "mnist":
         n = min(model_checks.SCALE_PROBE, len(x))
         scaled, raw = (model_checks.accuracy_of(outputs[:n], y_val[:n]) for outputs in (grader, predict(x[:n] * 255.0)))
-        scale = model_checks.input_scale_problem(scaled, raw, n)
+        scale = model_checks.input_scale_problem(scaled, raw, n, images="the validation images")
     for check in metric_checks:
         family = model_checks.SCORED_FAMILIES.get(check["id"])
-        if family and f"{family}_family" in failed_family:
+        if family and f"{family}_family" in failed:
             try:
                 model_checks.scored_family(info, facts_ns, family)
             except AssertionError as exc:
@@ -255,13 +260,18 @@ def standard_error(metric: str, value: float, labels) -> float:
     return math.sqrt(max(var, 0.0))
 
 
-def move_digits(x, seed):
-    """The validation digits moved as the grader moves its test digits (with a seed of this check's own)."""
+def _course_data():
+    """The course's data loaders (imported when data is needed: they are the heaviest helper)."""
     try:  # in the grader
         from autograder import course_data
-    except ImportError:  # in a notebook, beside this file
+    except ImportError:  # in a notebook, beside (or unpacked with) this file
         import course_data
-    return course_data.move_digits(x, seed)
+    return course_data
+
+
+def move_digits(x, seed):
+    """The validation digits moved as the grader moves its test digits (with a seed of this check's own)."""
+    return _course_data().move_digits(x, seed)
 
 
 def has_problem(report: dict) -> bool:
@@ -341,10 +351,7 @@ class CheckFailed(AssertionError):
 
 def _data_note(exc, dataset: str) -> str:
     """Why there is no validation data here, in one line: where the loader looked, and what would help."""
-    try:  # in the grader
-        from autograder.course_data import DATA_DIR_ENV
-    except ImportError:
-        from course_data import DATA_DIR_ENV
+    DATA_DIR_ENV = _course_data().DATA_DIR_ENV
     lines = str(exc).splitlines()
     looked = [line.strip().lstrip("- ") for line in lines if line.startswith("  - ")]
     where = "; ".join(looked[:3]) if looked else lines[0][:200] if lines else type(exc).__name__
@@ -359,10 +366,7 @@ def validation_data(facts, out=print):
     """The validation split the assignment's notebook holds out (images scaled to [0, 1]), read with the
     course's loaders without downloading anything; ``(None, None)`` where no copy of the data is here (the
     reason is ``validation_data.why``)."""
-    try:  # in the grader
-        from autograder import course_data
-    except ImportError:  # in a notebook, beside (or unpacked with) this file
-        import course_data
+    course_data = _course_data()
     source = facts.get("validation_source") or {}
     validation_data.why = None
     try:

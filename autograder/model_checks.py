@@ -186,10 +186,11 @@ SCORED_FAMILIES = {"logreg_auc": "logreg", "trees_auc": "trees"}
 SCALE_PROBE = 500
 
 
-def input_scale_problem(scaled: float, raw: float, n: int = SCALE_PROBE) -> str | None:
-    """The diagnosis when a model does far better on 0-255 pixels than on the [0, 1] pixels it is fed."""
+def input_scale_problem(scaled: float, raw: float, n: int = SCALE_PROBE, images: str = "these images") -> str | None:
+    """The diagnosis when a model does far better on 0-255 pixels than on the [0, 1] pixels it is fed (``n`` of
+    ``images``, e.g. "the test images")."""
     if raw >= 0.5 and raw >= scaled + 0.3:
-        return (f"the model expects pixels in 0-255: on {n} of these images given as 0-255 it scores {raw:.4f}, on the "
+        return (f"the model expects pixels in 0-255: on {n} of {images} given as 0-255 it scores {raw:.4f}, on the "
                 f"[0, 1] pixels the grader feeds it (as the notebook does: x / 255) {scaled:.4f}. Remove its "
                 "Rescaling(1./255) layer, or train it on x / 255 as the notebook does, and save it again")
     return None

@@ -18,7 +18,7 @@ import numpy as np
 
 import course_config
 from autograder.metrics import accuracy, roc_auc
-from autograder.model_checks import SCALE_PROBE
+from autograder.model_checks import MNIST_INPUT_SHAPES, SCALE_PROBE
 from autograder.results import MAX_MISCLASSIFIED
 
 ROC_POINTS = 201
@@ -175,7 +175,7 @@ class MnistTask(Task):
     def input_shape(self, spec: course_config.ModelSpec, model) -> tuple[int, ...]:
         """The model's declared input shape if the grader can feed MNIST images in it; else ValueError."""
         shape = tuple(model.input_shape or ())
-        if shape in ((28, 28), (784,), (28, 28, 1)):
+        if shape in MNIST_INPUT_SHAPES:
             return shape
         raise ValueError(
             f"the model expects inputs of shape {shape or 'unknown'}; the grader feeds MNIST images as "
@@ -188,7 +188,8 @@ class MnistTask(Task):
         if outputs.shape != expected:
             raise ValueError(f"the model outputs shape {outputs.shape} for {expected[0]:,} images; expected {expected}, "
                              "one row of 10 class scores per image")
-        if not np.all(np.isfinite(outputs[: expected[0] - SCALE_PROBE])):  # on the probe, they diagnose only
+        scored = sum(len(self.inputs_of(s)) for s in self.test_sets)
+        if not np.all(np.isfinite(outputs[:scored])):  # on the probe after them, they diagnose only
             raise ValueError("the model outputs NaN or infinite values")
         return outputs
 

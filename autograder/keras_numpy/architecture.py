@@ -234,14 +234,18 @@ def _weight_shapes(h5, group: str) -> dict[str, tuple[int, ...]]:
     return shapes
 
 
+# What a folder written by model.export (or tf.saved_model.save) is, for the student.
+SAVED_MODEL_FOLDER = ("is a TensorFlow SavedModel folder (model.export or tf.saved_model.save), which the grader "
+                      "does not load")
+
+
 def check_file(path: str | Path, max_mb: float) -> Path:
     """``path`` as a Path if it is a regular file within the size limit; else ModelFileError."""
     path = Path(path)
     if not path.exists():
         raise ModelFileError(f"model file {path.name} not found")
     if path.is_dir() and not path.is_symlink() and (path / "saved_model.pb").exists():
-        raise ModelFileError(f"{path.name} is a TensorFlow SavedModel folder (model.export or tf.saved_model.save), "
-                             f"which the grader does not load: save the model with model.save(\"{path.name}\")")
+        raise ModelFileError(f"{path.name} {SAVED_MODEL_FOLDER}: save the model with model.save(\"{path.name}\")")
     if path.is_symlink() or not path.is_file():
         raise ModelFileError(f"{path.name} is not a regular file")
     size_mb = path.stat().st_size / 2**20

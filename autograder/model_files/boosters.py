@@ -22,8 +22,10 @@ from pathlib import Path
 
 try:  # in the grader
     from autograder.keras_numpy.architecture import ModelFileError, check_file
+    from autograder.model_files.skops import is_pickle
 except ImportError:  # in a notebook, unpacked by its helper cell
     from keras_numpy.architecture import ModelFileError, check_file
+    from model_files.skops import is_pickle
 
 FORMATS = ("xgboost-json", "xgboost-ubj", "lightgbm")
 # XGBoost's boosters that are tree ensembles; LightGBM's boosting types (all of them are trees: "goss" is
@@ -280,7 +282,7 @@ def _lightgbm(path: Path, data: bytes) -> BoosterInfo:
 def _what_it_is(data: bytes) -> str:
     if not data:
         return "is empty"
-    if data[:1] == b"\x80" and data[1:2] in (b"\x02", b"\x03", b"\x04", b"\x05"):
+    if is_pickle(data):
         return "is a Python pickle (pickle.dump or joblib.dump), which the grader never loads: loading one runs code"
     if data[:4] == b"PK\x03\x04":
         return "is a zip archive (a .skops or .keras file?), not an XGBoost or LightGBM model"

@@ -22,11 +22,15 @@ import re
 from pathlib import Path
 
 try:  # in the grader
-    from autograder.keras_numpy.architecture import ModelFileError
+    from autograder.keras_numpy.architecture import SAVED_MODEL_FOLDER, ModelFileError
     from autograder.keras_numpy.config import HDF5_MAGIC
+    from autograder.model_files.boosters import booster_format
+    from autograder.model_files.skops import is_pickle
 except ImportError:  # in a notebook: unpacked by its helper cell, beside keras_numpy/
-    from keras_numpy.architecture import ModelFileError
+    from keras_numpy.architecture import SAVED_MODEL_FOLDER, ModelFileError
     from keras_numpy.config import HDF5_MAGIC
+    from model_files.boosters import booster_format
+    from model_files.skops import is_pickle
 
 # The file suffixes of each format a model may be handed in as.
 SUFFIXES = {"keras": (".keras", ".h5"), "skops": (".skops",), "xgboost": (".json", ".ubj"), "lightgbm": (".txt",)}
@@ -73,22 +77,11 @@ def file_format(path) -> str | None:
             if any(name.endswith("data.pkl") for name in names):
                 return "pytorch"  # torch.save writes a zip with <name>/data.pkl
             return None
-        if head[:1] == b"\x80" and head[1:2] in (b"\x02", b"\x03", b"\x04", b"\x05"):
+        if is_pickle(head):
             return "pickle"
     except (OSError, ValueError, RuntimeError):  # unreadable, damaged: the reader of its format says why
         return None
-    return _booster(path)
-
-
-def _booster(path: Path) -> str | None:
-    try:
-        try:
-            from autograder.model_files.boosters import booster_format
-        except ImportError:
-            from model_files.boosters import booster_format
-        kind = booster_format(path)
-    except (OSError, ValueError, ImportError):
-        return None
+    kind = booster_format(path)  # "xgboost-json", "xgboost-ubj", "lightgbm" or None (also when unreadable)
     return None if kind is None else kind.split("-")[0]
 
 
@@ -128,10 +121,7 @@ def _what_else(path: Path, kind: str | None) -> str | None:
     """A sentence on a file that is not a model of an accepted format, if it looks like a try at one."""
     name = path.name
     if path.is_dir():
-        if (path / "saved_model.pb").exists():
-            return (f"{name}/ is a TensorFlow SavedModel folder (model.export or tf.saved_model.save), which the "
-                    "grader does not load")
-        return None
+        return f"{name}/ {SAVED_MODEL_FOLDER}" if (path / "saved_model.pb").exists() else None
     if kind == "weights" or name.endswith((".weights.h5", ".ckpt.index")) or path.suffix == ".ckpt":
         return f"{name} holds weights only (model.save_weights), not the model"
     if kind == "pytorch" or path.suffix in (".pt", ".pth"):
@@ -154,32 +144,32 @@ def locate(folder, file: str, formats: tuple[str, ...] = ("keras",), claimed: tu
     folder = Path(folder)
     stem = Path(file).stem
     named = [folder / n for n in expected_names(file, formats)]
-    present = [p for p in named if p.exists() or p.is_symlink()]
-    models = [p for p in present if p.is_file() and not p.is_symlink() and file_format(p) in formats]
+    kinds = {p: file_format(p) for p in named if p.exists() or p.is_symlink()}  # what is there under those names
+    models = [p for p, kind in kinds.items() if kind in formats]
     if models:
         path, note = _newest(models)
         if note is None and path.name != file:
             note = (f"graded {path.name}, the legacy HDF5 (.h5) twin of {file}" if path.suffix == ".h5"
-                    else f"graded {path.name} (an {FORMAT_NAMES[file_format(path)]}) in place of {file}")
+                    else f"graded {path.name} (an {FORMAT_NAMES[kinds[path]]}) in place of {file}")
         return path, note
-    if folder / file in present:
+    if folder / file in kinds:
         return folder / file, None  # the reader of its format says what is wrong with it
-    instead = [said for p in present if (said := _what_else(p, file_format(p)))]
+    instead = [said for p, kind in kinds.items() if (said := _what_else(p, kind))]
     # 2. model files of an accepted format under other names
     claimed_names = {c.lower() for c in claimed}
+    suffixes = {s for f in formats for s in SUFFIXES[f]}
     candidates, others = [], []
     for path in sorted(folder.iterdir()) if folder.is_dir() else []:
         if path.name.lower() in claimed_names or path.name.startswith("."):
             continue
         if newer_than is not None and path.lstat().st_mtime < newer_than:
             continue
-        if path.is_file() and not path.is_symlink():
-            kind = file_format(path) if path.suffix.lower() in {s for f in formats for s in SUFFIXES[f]} else None
-            if kind in formats:
-                candidates.append(path)
-                continue
-        said = _what_else(path, file_format(path))  # a try at a model in a format the grader does not read
-        if said and path not in present:
+        kind = file_format(path)
+        if kind in formats and path.suffix.lower() in suffixes:
+            candidates.append(path)
+            continue
+        said = _what_else(path, kind)  # a try at a model in a format the grader does not read
+        if said and path not in kinds:
             others.append(said)
     close = [p for p in candidates if _base(p.name) == stem.lower()]
     if len(candidates) == 1 or len(close) == 1:

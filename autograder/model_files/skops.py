@@ -98,14 +98,19 @@ def _name(node, depth: int = 0) -> tuple[str, ...]:
     return (cls,)
 
 
+def is_pickle(head: bytes) -> bool:
+    """Whether a file's first bytes are a Python pickle's (protocol 2 to 5: pickle.dump, joblib.dump, torch.save's
+    legacy format), which the grader never loads."""
+    return head[:1] == b"\x80" and head[1:2] in (b"\x02", b"\x03", b"\x04", b"\x05")
+
+
 def inspect_skops(path: str | Path, *, max_mb: float = 100) -> EstimatorInfo:
     """Read ``path``'s skops schema; raise ModelFileError with a student-facing reason."""
     path = check_file(path, max_mb)
     if not zipfile.is_zipfile(path):
         with open(path, "rb") as f:
             head = f.read(2)
-        what = ("a Python pickle (joblib.dump or pickle.dump) under a .skops name" if head[:1] == b"\x80"
-                else "not a skops file")
+        what = "a Python pickle (joblib.dump or pickle.dump) under a .skops name" if is_pickle(head) else "not a skops file"
         raise ModelFileError(
             f"{path.name} is {what}; save scikit-learn models with skops.io.dump(model, '{path.name}') "
             "(pickle and joblib files are not accepted: loading them runs arbitrary code)"
