@@ -73,7 +73,7 @@ def compare(assignment: course_config.Assignment, profile: str, saved: StudentRe
 
 def audit(assignment_name: str, submitted_dir: Path, out_dir: Path, results: list[StudentResult], *,
           fraction: float, seed: int = 0, profile_name: str = "quick", backend: str | None = None,
-          workers: int | None = None, cluster: str | None = None, gpus_per_task: int = 0,
+          workers: int | None = None, cluster: str | None = None, insecure: bool = False, gpus_per_task: int = 0,
           log=sys.stderr) -> list[AuditRow]:
     """Audit ``results`` (saved-model grades in ``out_dir``); add flags to their records and exports.
 
@@ -92,7 +92,8 @@ def audit(assignment_name: str, submitted_dir: Path, out_dir: Path, results: lis
     audit_dir = Path(out_dir) / AUDIT_DIR
     print(f"audit: re-running {len(chosen)} notebook(s) of {len(saved_mode)} (seed {seed}, profile {profile_name})",
           file=log, flush=True)
-    options = {"backend": backend, "workers": workers, "profile_name": profile_name, "cluster": cluster, "log": log}
+    options = {"backend": backend, "workers": workers, "profile_name": profile_name, "cluster": cluster,
+               "insecure": insecure, "log": log}
     (executed,) = batch.grade_assignments({a.name: list(chosen)}, submitted_dir, audit_dir / "executed",
                                           execute=True, gpus_per_task=gpus_per_task, **options)
     by_student = {r.student: r for r in results}

@@ -90,7 +90,7 @@ class BatchReport:
     def summary_lines(self) -> list[str]:
         s = summary.stats(self.results)
         lines = [f"{self.assignment}: {len(self.graded)} graded, {len(self.skipped)} unchanged (skipped), "
-                 f"wall time {self.wall_s:.1f} s with {self.workers} worker(s)"]
+                 f"wall time {self.wall_s:.1f} s " + (f"with {self.workers} worker(s)" if self.workers else "(no workers needed)")]
         if self.internal_errors:
             lines.append(f"  INTERNAL GRADER ERRORS: {len(self.internal_errors)} ({', '.join(self.internal_errors[:10])}); "
                          "not kept as done, the next run grades them again; tell the kit's maintainers")
@@ -148,7 +148,7 @@ def grade(
     """Grade ``submitted_dir/<student>/<assignment_name>/`` for every student (or ``students``) into ``out_dir``.
 
     Options: ``execute``, ``profile_name``, ``backend``, ``workers`` (default: the number of cores),
-    ``regrade``, ``strict``, ``cluster``, ``gpus_per_task``, ``log`` (see :func:`grade_assignments`).
+    ``regrade``, ``strict``, ``cluster``, ``insecure``, ``gpus_per_task``, ``log`` (see :func:`grade_assignments`).
     """
     (report,) = grade_assignments({assignment_name: students}, submitted_dir, out_dir, **options)
     return report
@@ -167,14 +167,16 @@ def grade_assignments(
     regrade: bool = False,
     strict: bool | None = None,
     cluster: str | None = None,
+    insecure: bool = False,
     gpus_per_task: int = 0,
     log=sys.stderr,
 ) -> list[BatchReport]:
     """Grade several assignments in one pool of workers: ``{assignment: students or None for all}``.
 
     Submissions are handed to the workers in the order given (assignments, then students). ``cluster``
-    (a Dask scheduler's address, or ``local:N``) grades them as Dask tasks instead (:mod:`autograder.cluster`),
-    each asking for ``gpus_per_task`` GPUs.
+    (the credentials file :func:`autograder.serve.serve` wrote, a Dask scheduler's ``tls://`` address, or
+    ``local:N``) grades them as Dask tasks instead (:mod:`autograder.cluster`), each asking for ``gpus_per_task``
+    GPUs; ``insecure`` allows an unencrypted ``tcp://`` scheduler.
     ``strict`` (default: course_config.LIMITS.require_kernel_limits) refuses to grade, before anything
     is run, unless the kernel enforces every sandbox limit; otherwise each one it does not is warned about.
     ``profile``, if given, is used instead of the named one (e.g. a profile with another time limit: it is part
@@ -207,7 +209,7 @@ def grade_assignments(
     if cluster:
         from autograder.cluster import check_address
 
-        check_address(cluster)
+        check_address(cluster, insecure)
     out_dir.mkdir(parents=True, exist_ok=True)
     names = {a.name: discover(submitted_dir, assignments[a.name]) for a in chosen}
     total = sum(len(v) for v in names.values())
@@ -239,7 +241,6 @@ def grade_assignments(
             executor = DaskExecutor(cluster, gpus_per_task=gpus_per_task, log=log)
         else:
             executor = LocalPool(min(workers or default_workers(), max(1, len(todo))))
-        workers = executor.workers
         job = Job(profile, execute, backend, submitted_dir, out_dir, threads=executor.threads(),
                   gpus=gpus_per_task, limits=course_config.LIMITS)
         caveats = set() if execute else {c for c in (t.saved_model_caveat() for t in tasks.values()) if c}
@@ -262,6 +263,7 @@ def grade_assignments(
             progress.close()
     finally:
         if executor is not None:
+            workers = executor.used() if todo else 0  # the workers that graded this run
             executor.close()
         for task in tasks.values():
             task.close()
@@ -306,6 +308,10 @@ class LocalPool:
 
     def run(self, todo: list[tuple[str, str, str]], job: Job, tasks: dict):
         yield from _run(todo, job, tasks, self.workers)
+
+    def used(self) -> int:
+        """The workers that graded this run (the pool's size: it is sized to the submissions)."""
+        return self.workers
 
     def close(self) -> None:
         pass

@@ -46,6 +46,7 @@ def cmd_grade(args) -> int:
         regrade=args.regrade,
         strict=True if args.strict else None,
         cluster=args.cluster,
+        insecure=args.insecure,
         # With --audit (saved models graded here), the GPUs are for the audit's re-runs of notebooks.
         gpus_per_task=0 if args.audit is not None and not args.execute else args.gpus_per_task,
     )
@@ -56,7 +57,7 @@ def cmd_grade(args) -> int:
 
         audit(args.assignment, Path(args.submitted), Path(args.out), report.results, fraction=args.audit,
               seed=args.audit_seed, profile_name=args.audit_profile, backend=args.sandbox, workers=args.workers,
-              cluster=args.cluster, gpus_per_task=args.gpus_per_task)
+              cluster=args.cluster, insecure=args.insecure, gpus_per_task=args.gpus_per_task)
     print(table(report.results))
     if args.gradebook:
         counts = record_in_gradebook(report.results, args.gradebook, Path(args.submitted).resolve().parent,
@@ -220,9 +221,13 @@ def main(argv: list[str] | None = None) -> int:
                    help="profile the audited notebooks are re-run under (default: %(default)s, sized for a CPU)")
     p.add_argument("--strict", action="store_true",
                    help="refuse to grade unless the kernel enforces every sandbox limit (see `autograder doctor`)")
-    p.add_argument("--cluster", metavar="ADDRESS",
-                   help="grade on the Dask cluster whose scheduler is at ADDRESS (tcp://host:8786), or on local:N, a "
-                        "local Dask cluster of N worker processes (README: On a cluster)")
+    p.add_argument("--cluster", metavar="CREDENTIALS",
+                   help="grade on a Dask cluster: the credentials file serve(cluster, ...) wrote (TLS), a scheduler's "
+                        "tls:// address (Dask's TLS settings), or local:N, a local Dask cluster of N worker processes "
+                        "(README: On a cluster)")
+    p.add_argument("--insecure", action="store_true",
+                   help="with --cluster: allow an unencrypted tcp:// scheduler (anyone who reaches it can run code on "
+                        "the workers that hold the test labels)")
     p.add_argument("--gpus-per-task", type=int, default=0, metavar="N",
                    help="with --cluster: each re-run of a notebook (--execute, or --audit's) asks for N of its worker's GPU "
                         "resources and is given the worker's GPUs in the sandbox (start the GPU nodes' workers with "

@@ -97,8 +97,10 @@ def clear_run_files(assignment: course_config.Assignment, folder: Path) -> None:
 
 
 def grade_folder(assignment: course_config.Assignment, student: str, src: Path, fp: str, job: Job, tasks: dict,
-                 keep_dir: Path, carried_notes: tuple[str, ...] = ()) -> StudentResult:
-    """Grade one student's folder and write their files into ``keep_dir``; never raises for a bad submission."""
+                 keep_dir: Path, carried_notes: tuple[str, ...] = (), grader: dict | None = None) -> StudentResult:
+    """Grade one student's folder and write their files into ``keep_dir``; never raises for a bad submission.
+
+    ``grader``: the worker that graded it (a Dask worker's address and host), kept in the result's ``extra``."""
     profile = job.profile
     keep_dir.mkdir(parents=True, exist_ok=True)
     clear_run_files(assignment, keep_dir)
@@ -120,5 +122,7 @@ def grade_folder(assignment: course_config.Assignment, student: str, src: Path, 
                 time.monotonic() - start, internal=True,
             )
     result.fingerprint = fp
+    if grader:
+        result.extra["grader"] = grader
     write_student_files(result, keep_dir)
     return result

@@ -25,6 +25,7 @@ def comparable(result) -> dict:
     data = result.to_dict()
     data.pop("seconds")
     extra = data.get("extra", {})
+    extra.pop("grader", None)  # which worker graded it
     jobs = [extra.get("execution", {})] + [m.get("prediction", {}) for m in extra.get("models", {}).values()]
     for usage in jobs:
         for key in ("seconds", "cpu_seconds", "peak_memory_mb", "phases"):

@@ -75,9 +75,11 @@ def test_local_cluster_grades_a_class_as_the_local_pool_does(klass, pool_results
         for name in ("results.json", "feedback.md", "feedback.html"):
             assert (out / student / A.name / name).is_file()
     assert "passwd is a symbolic link and was ignored" in pool["s4"]["output"]
+    # Each result names its worker; the summary counts the workers that graded.
+    assert len({r.extra["grader"]["worker"] for r in report.results}) == report.workers
     # Skip-if-done, as locally; with nothing to grade no cluster is reached (nothing listens at this address).
-    again = batch.grade(A.name, klass, out, profile_name="quick", cluster="tcp://127.0.0.1:9")
-    assert again.graded == [] and len(again.skipped) == 8
+    again = batch.grade(A.name, klass, out, profile_name="quick", cluster="tls://127.0.0.1:9")
+    assert again.graded == [] and len(again.skipped) == 8 and again.workers == 0
     assert records(out) == pool
 
 
@@ -98,30 +100,60 @@ def test_a_local_cluster_listens_on_127_0_0_1_only():
     assert 8787 not in {addr.port for addr in listening}  # no fixed port another grader's cluster could hold
 
 
+class Scheduler:
+    """A Dask scheduler on 127.0.0.1 with TLS certificates of its own and no workers: what a test needs of it."""
+
+    def __init__(self, tmp_path: Path, **config):
+        import dask
+        from distributed import LocalCluster, Security
+
+        from autograder.serve import write_credentials
+
+        self.security = Security.temporary()
+        with dask.config.set(config):
+            self.cluster = LocalCluster(n_workers=0, host="127.0.0.1", dashboard_address="127.0.0.1:0", silence_logs=40,
+                                        security=self.security)
+        self.address = self.cluster.scheduler_address
+        self.credentials = write_credentials(tmp_path / "grading-cluster.json", self.address, self.security)
+        self.pem = {}  # a worker's certificate files, as dask-jobqueue writes them for its jobs
+        tls = self.security.get_tls_config_for_role("worker")
+        for key in ("ca_file", "cert", "key"):
+            path = tmp_path / f"worker-{key}.pem"
+            path.write_text(tls[key])
+            path.chmod(0o600)
+            self.pem[key] = path
+
+    def client(self):
+        from distributed import Client
+
+        return Client(self.address, security=self.security)
+
+    def close(self) -> None:
+        self.cluster.close()
+
+
 @pytest.fixture
-def scheduler():
-    """A Dask scheduler on 127.0.0.1 with no workers of its own: its address."""
-    from distributed import LocalCluster
-
-    cluster = LocalCluster(n_workers=0, host="127.0.0.1", dashboard_address="127.0.0.1:0", silence_logs=40)
+def scheduler(tmp_path):
+    """A TLS Dask scheduler on 127.0.0.1 with no workers of its own; its credentials file for the grader."""
+    s = Scheduler(tmp_path)
     try:
-        yield cluster
+        yield s
     finally:
-        cluster.close()
+        s.close()
 
 
-def start_worker(address: str, cwd: Path, env: dict | None = None) -> subprocess.Popen:
-    """A `dask worker` process on 127.0.0.1 running the kit found in ``cwd``."""
+def start_worker(scheduler: Scheduler, cwd: Path, env: dict | None = None) -> subprocess.Popen:
+    """A `dask worker` process on 127.0.0.1 running the kit found in ``cwd``, holding the scheduler's certificates."""
     env = {**os.environ, "PYTHONPATH": str(cwd), "TF_CPP_MIN_LOG_LEVEL": "2", **(env or {})}
-    return subprocess.Popen([str(Path(sys.executable).with_name("dask")), "worker", address, "--nworkers", "1",
-                             "--nthreads", "1", "--host", "127.0.0.1", "--no-dashboard"], cwd=cwd, env=env,
+    tls = ["--tls-ca-file", str(scheduler.pem["ca_file"]), "--tls-cert", str(scheduler.pem["cert"]),
+           "--tls-key", str(scheduler.pem["key"])]
+    return subprocess.Popen([str(Path(sys.executable).with_name("dask")), "worker", scheduler.address, "--nworkers", "1",
+                             "--nthreads", "1", "--host", "127.0.0.1", "--no-dashboard", *tls], cwd=cwd, env=env,
                             stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, start_new_session=True)
 
 
-def wait_for_workers(cluster, n: int) -> None:
-    from distributed import Client
-
-    with Client(cluster.scheduler_address) as client:
+def wait_for_workers(scheduler: Scheduler, n: int) -> None:
+    with scheduler.client() as client:
         client.wait_for_workers(n, timeout=180)
 
 
@@ -134,6 +166,14 @@ def stop(procs) -> None:
         proc.wait()
 
 
+def other_course(tmp_path: Path, text: str) -> Path:
+    """A copy of this kit whose course_config.py ends with ``text`` (other course facts)."""
+    kit = tmp_path / "other-course"
+    shutil.copytree(ROOT / "autograder", kit / "autograder", ignore=shutil.ignore_patterns("__pycache__"))
+    (kit / "course_config.py").write_text((ROOT / "course_config.py").read_text() + text)
+    return kit
+
+
 @pytest.mark.slow
 def test_a_worker_with_another_kit_course_or_data_is_refused(klass, scheduler, tmp_path):
     other_kit = tmp_path / "other-kit"
@@ -142,20 +182,18 @@ def test_a_worker_with_another_kit_course_or_data_is_refused(klass, scheduler, t
     with open(other_kit / "autograder" / "results.py", "a") as f:
         f.write("\n# a change: another version of the kit\n")
     (tmp_path / "no-data").mkdir()
-    other_course = tmp_path / "other-course"  # this kit, another course_config: one limit changed
-    shutil.copytree(ROOT / "autograder", other_course / "autograder", ignore=shutil.ignore_patterns("__pycache__"))
-    text = (ROOT / "course_config.py").read_text()
-    (other_course / "course_config.py").write_text(text + "\nLIMITS = Limits(**{**LIMITS.__dict__, 'max_submission_mb': "
-                                                          "LIMITS.max_submission_mb + 1})\n")
-    workers = [start_worker(scheduler.scheduler_address, other_kit),
-               start_worker(scheduler.scheduler_address, ROOT, {"COURSE_DATA_DIR": str(tmp_path / "no-data"),
-                                                               "HOME": str(tmp_path / "home")}),
-               start_worker(scheduler.scheduler_address, other_course)]
+    # this kit, another course_config: one limit changed
+    course = other_course(tmp_path, "\nLIMITS = Limits(**{**LIMITS.__dict__, 'max_submission_mb': "
+                                    "LIMITS.max_submission_mb + 1})\n")
+    workers = [start_worker(scheduler, other_kit),
+               start_worker(scheduler, ROOT, {"COURSE_DATA_DIR": str(tmp_path / "no-data"),
+                                              "HOME": str(tmp_path / "home")}),
+               start_worker(scheduler, course)]
     try:
         wait_for_workers(scheduler, 3)
         out = tmp_path / "out"
         with pytest.raises(RuntimeError) as refused:
-            batch.grade(A.name, klass, out, profile_name="quick", cluster=scheduler.scheduler_address)
+            batch.grade(A.name, klass, out, profile_name="quick", cluster=str(scheduler.credentials))
     finally:
         stop(workers)
     message = str(refused.value)
@@ -164,26 +202,25 @@ def test_a_worker_with_another_kit_course_or_data_is_refused(klass, scheduler, t
     assert "cannot load mnist_dense's test data" in message and "set COURSE_DATA_DIR on the worker" in message
     assert message.count("grades mnist_dense by other course facts") == 1
     assert "give every worker this course_config.py" in message
-    assert message.count("worker tcp://127.0.0.1:") == 3  # each named, once
+    assert message.count("worker tls://127.0.0.1:") == 3  # each named, once
     assert not list(out.glob(f"*/{A.name}/{RECORD_FILE}"))
 
 
 @pytest.mark.slow
 def test_a_worker_killed_mid_batch_costs_no_result(klass, pool_results, scheduler, tmp_path):
-    from distributed import Client
 
-    workers = [start_worker(scheduler.scheduler_address, ROOT) for _ in range(2)]
+    workers = [start_worker(scheduler, ROOT) for _ in range(2)]
     try:
         wait_for_workers(scheduler, 2)
         out = tmp_path / "out"
         outcome = {}
         thread = threading.Thread(target=lambda: outcome.update(report=batch.grade(
-            A.name, klass, out, profile_name="quick", cluster=scheduler.scheduler_address)))
+            A.name, klass, out, profile_name="quick", cluster=str(scheduler.credentials))))
         thread.start()
         deadline = time.monotonic() + 300
         while time.monotonic() < deadline and not list(out.glob(f"*/{A.name}/{RECORD_FILE}")):
             time.sleep(0.05)
-        with Client(scheduler.scheduler_address) as client:
+        with scheduler.client() as client:
             pids = client.run(os.getpid)
         victim = sorted(pids.values())[0]
         os.kill(victim, signal.SIGKILL)  # one Dask worker process, mid-batch
@@ -223,7 +260,7 @@ def test_cluster_address_errors_are_clear(klass, tmp_path):
         batch.grade(A.name, klass, tmp_path / "out", profile_name="quick", gpus_per_task=1)
     with pytest.raises(ValueError, match="--gpus-per-task is for re-running notebooks"):
         batch.grade(A.name, klass, tmp_path / "out", profile_name="quick", cluster="local:1", gpus_per_task=1)
-    with pytest.raises(ValueError, match="give a Dask scheduler's address"):
+    with pytest.raises(ValueError, match=r"give the credentials file serve\(cluster, ...\) wrote"):
         batch.grade(A.name, klass, tmp_path / "out", profile_name="quick", cluster="my-cluster")
     assert not (tmp_path / "out").exists()  # refused before anything was written
 
@@ -233,7 +270,7 @@ def test_a_scheduler_out_of_reach_is_named(klass, tmp_path, monkeypatch):
 
     monkeypatch.setattr(cluster, "CONNECT_TIMEOUT_S", 2)
     with pytest.raises(RuntimeError, match=r"cannot reach the Dask scheduler at tcp://127.0.0.1:9 .*Nothing was graded"):
-        batch.grade(A.name, klass, tmp_path / "out", profile_name="quick", cluster="tcp://127.0.0.1:9")
+        batch.grade(A.name, klass, tmp_path / "out", profile_name="quick", cluster="tcp://127.0.0.1:9", insecure=True)
     assert not list((tmp_path / "out").glob(f"*/{A.name}/{RECORD_FILE}"))
 
 
@@ -241,8 +278,8 @@ def test_a_scheduler_no_worker_joins_is_refused_after_waiting(klass, scheduler, 
     from autograder import cluster
 
     monkeypatch.setattr(cluster, "WAIT_FOR_WORKERS_S", 1)
-    with pytest.raises(RuntimeError, match="no worker joined the Dask cluster at tcp://127.0.0.1:.* within 1 s"):
-        batch.grade(A.name, klass, tmp_path / "out", profile_name="quick", cluster=scheduler.scheduler_address)
+    with pytest.raises(RuntimeError, match="no worker joined the Dask cluster at tls://127.0.0.1:.* within 1 s"):
+        batch.grade(A.name, klass, tmp_path / "out", profile_name="quick", cluster=str(scheduler.credentials))
     assert not list((tmp_path / "out").glob(f"*/{A.name}/{RECORD_FILE}"))
 
 
@@ -251,20 +288,20 @@ def test_gpu_tasks_are_refused_where_no_sandboxed_notebook_could_use_a_gpu(klass
     from autograder.sandbox.gpus import gpu_devices
 
     out = tmp_path / "out"
-    workers = [start_worker(scheduler.scheduler_address, ROOT)]  # a worker without GPU resources, not yet joined
+    workers = [start_worker(scheduler, ROOT)]  # a worker without GPU resources, not yet joined
     try:  # the grader waits for the cluster's first worker
         with pytest.raises(RuntimeError) as refused:  # no task could ever start: refused, not left waiting
-            batch.grade(A.name, klass, out, profile_name="quick", execute=True, cluster=scheduler.scheduler_address,
+            batch.grade(A.name, klass, out, profile_name="quick", execute=True, cluster=str(scheduler.credentials),
                         gpus_per_task=1)
     finally:
         stop(workers)
-    assert "no worker of the cluster offers 1 GPU(s)" in str(refused.value)
+    assert "offers no 1 GPU(s)" in str(refused.value)
     assert "--resources GPU=<their GPUs>" in str(refused.value)
     if not gpu_devices():  # this machine: a worker that offers a GPU it does not have
         with pytest.raises(RuntimeError) as refused:
             batch.grade(A.name, klass, out, profile_name="quick", execute=True, cluster="local:1", gpus_per_task=1)
         message = str(refused.value)
-        assert "nothing was graded" in message and message.count("worker tcp://127.0.0.1:") == 1
+        assert "nothing was graded" in message and message.count("worker tls://127.0.0.1:") == 1
         assert "offers GPU resources, but a sandboxed notebook there could not use a GPU: no GPU device" in message
     assert not list(out.glob(f"*/{A.name}/{RECORD_FILE}"))
 
@@ -311,21 +348,17 @@ def test_readme_job_scripts(example):
 def test_a_submission_that_keeps_killing_workers_costs_only_its_own_result(klass, pool_results, tmp_path):
     """With Dask allowing no failures, a task on a killed worker is given up: that student gets a clear internal
     error (graded again on the next run), everyone else their result."""
-    import dask
-    from distributed import Client, LocalCluster
-
-    with dask.config.set({"distributed.scheduler.allowed-failures": 0}):
-        cluster = LocalCluster(n_workers=0, host="127.0.0.1", dashboard_address="127.0.0.1:0", silence_logs=40)
-    workers = [start_worker(cluster.scheduler_address, ROOT) for _ in range(2)]
+    cluster = Scheduler(tmp_path, **{"distributed.scheduler.allowed-failures": 0})
+    workers = [start_worker(cluster, ROOT) for _ in range(2)]
     out = tmp_path / "out"
     try:
         wait_for_workers(cluster, 2)
         outcome = {}
         thread = threading.Thread(target=lambda: outcome.update(report=batch.grade(
-            A.name, klass, out, profile_name="quick", cluster=cluster.scheduler_address)))
+            A.name, klass, out, profile_name="quick", cluster=str(cluster.credentials))))
         thread.start()
         deadline = time.monotonic() + 300
-        with Client(cluster.scheduler_address) as client:
+        with cluster.client() as client:
             while time.monotonic() < deadline and not any(client.processing().values()):
                 time.sleep(0.02)
             busy = next(w for w, keys in client.processing().items() if keys)
@@ -340,9 +373,119 @@ def test_a_submission_that_keeps_killing_workers_costs_only_its_own_result(klass
                 assert "the grading worker died again and again while grading this submission" in r.output
             else:
                 assert comparable(r) == pool_results[1][r.student]
-        again = batch.grade(A.name, klass, out, profile_name="quick", cluster=cluster.scheduler_address)
+        again = batch.grade(A.name, klass, out, profile_name="quick", cluster=str(cluster.credentials))
         assert sorted(again.graded) == sorted(lost)
         assert records(out) == pool_results[1]
     finally:
         stop(workers)
         cluster.close()
+
+
+def test_a_client_without_the_batch_credentials_cannot_use_the_scheduler(scheduler, tmp_path):
+    """The scheduler accepts only clients holding the batch's certificates: no other user can run code on the workers."""
+    from distributed import Client, Security
+
+    from autograder.serve import read_credentials
+
+    plain = scheduler.address.replace("tls://", "tcp://")
+    for address, security in [(scheduler.address, None), (scheduler.address, Security.temporary()), (plain, None)]:
+        with pytest.raises((OSError, TypeError, ValueError)):  # no connection, so no task can be submitted
+            Client(address, security=security, timeout=3)
+    address, security = read_credentials(scheduler.credentials)  # the grader's own file: connects
+    with Client(address, security=security, timeout=30) as client:
+        assert client.run_on_scheduler(os.getpid) > 0
+    # The kit refuses an unencrypted scheduler unless told, and a credentials file others can read.
+    with pytest.raises(ValueError, match="an unencrypted scheduler.*--insecure connects anyway"):
+        batch.grade(A.name, tmp_path, tmp_path / "out", profile_name="quick", cluster="tcp://127.0.0.1:8786")
+    scheduler.credentials.chmod(0o644)
+    with pytest.raises(ValueError, match="the credentials file is readable by others"):
+        read_credentials(scheduler.credentials)
+
+
+def graded_students(out: Path) -> set[str]:
+    return {p.parent.parent.name for p in out.glob(f"*/{A.name}/{RECORD_FILE}")}
+
+
+@pytest.mark.slow
+def test_a_late_worker_with_other_course_facts_grades_nothing_that_is_kept(klass, pool_results, scheduler, tmp_path):
+    """A worker that joins mid-batch from a kit with other course facts is refused, named, and gets no submission."""
+    import io
+
+    good = start_worker(scheduler, ROOT)
+    late = None
+    log = io.StringIO()
+    out = tmp_path / "out"
+    try:
+        wait_for_workers(scheduler, 1)
+        outcome = {}
+        thread = threading.Thread(target=lambda: outcome.update(report=batch.grade(
+            A.name, klass, out, profile_name="quick", cluster=str(scheduler.credentials), log=log)))
+        thread.start()
+        with scheduler.client() as client:  # the batch has begun: its first task is on the good worker
+            deadline = time.monotonic() + 300
+            while time.monotonic() < deadline and not any(client.processing().values()):
+                time.sleep(0.02)
+            before = set(client.nthreads())
+            late = start_worker(scheduler, other_course(tmp_path, "\nLIMITS = Limits(**{**LIMITS.__dict__, "
+                                                                  "'max_submission_mb': LIMITS.max_submission_mb + 1})\n"))
+            client.wait_for_workers(2, timeout=180)
+            (late_address,) = set(client.nthreads()) - before
+        thread.join(timeout=600)
+    finally:
+        stop([good] + ([late] if late else []))
+    assert not thread.is_alive()
+    text = log.getvalue()
+    assert f"REFUSED worker {late_address}" in text and "grades mnist_dense by other course facts" in text
+    report = outcome["report"]
+    assert len(report.graded) == 8, "the late worker should have joined while the batch ran"
+    assert late_address not in {r.extra["grader"]["worker"] for r in report.results}
+    assert report.workers == 1  # the one that graded
+    assert {r.student: comparable(r) for r in report.results} == pool_results[1] == records(out)
+
+
+@pytest.mark.slow
+def test_every_worker_gone_stops_the_batch_with_a_clear_message(klass, pool_results, scheduler, tmp_path, monkeypatch):
+    """The only worker is killed mid-batch: the grader says so at once, waits its bounded time, stops with an error;
+    what was graded is kept, and the next run grades only the rest."""
+    import io
+
+    from autograder import cluster
+
+    monkeypatch.setattr(cluster, "WAIT_FOR_WORKERS_S", 3)
+    log = io.StringIO()
+    out = tmp_path / "out"
+    worker = start_worker(scheduler, ROOT)
+    try:
+        wait_for_workers(scheduler, 1)
+        outcome = {}
+
+        def grade():
+            try:
+                batch.grade(A.name, klass, out, profile_name="quick", cluster=str(scheduler.credentials), log=log)
+            except RuntimeError as exc:
+                outcome["error"] = str(exc)
+
+        thread = threading.Thread(target=grade)
+        thread.start()
+        deadline = time.monotonic() + 300
+        while time.monotonic() < deadline and not graded_students(out):
+            time.sleep(0.05)
+        stop([worker])  # the worker and its nanny: the batch system's job cancelled
+        thread.join(timeout=120)
+    finally:
+        stop([worker])
+    assert not thread.is_alive(), "the grader should stop within its bounded wait"
+    kept = graded_students(out)
+    assert 1 <= len(kept) < 8
+    assert "no verified worker is left on the Dask cluster" in log.getvalue()
+    assert f"within 3 s of the last one leaving: {len(kept)} submission(s) graded and kept, {8 - len(kept)} not graded" \
+        in outcome["error"]
+    assert (out / "grades.csv").read_text().count("\n") == len(kept) + 1  # the kept results, listed
+    worker = start_worker(scheduler, ROOT)
+    try:
+        wait_for_workers(scheduler, 1)
+        again = batch.grade(A.name, klass, out, profile_name="quick", cluster=str(scheduler.credentials), log=log)
+    finally:
+        stop([worker])
+    assert sorted(again.graded) == sorted(set(pool_results[1]) - kept)
+    assert records(out) == pool_results[1]

@@ -54,7 +54,8 @@ def render(results: list[StudentResult], assignment: str, *, run: dict | None = 
     lines = [f"# {assignment}: summary of {s['graded']} graded submission(s)", ""]
     if run:
         lines += [f"This run: {run.get('graded', 0)} graded, {run.get('skipped', 0)} unchanged and skipped, "
-                  f"wall time {run.get('wall_s', 0):.1f} s with {run.get('workers', 1)} worker(s).", ""]
+                  f"wall time {run.get('wall_s', 0):.1f} s "
+                  + (f"with {run['workers']} worker(s)." if run.get("workers", 1) else "(no workers needed)."), ""]
         # The grader's own words (no student text), so not escaped.
         lines += [f"**Warning:** {w}." for w in run.get("warnings", [])] + ([""] if run.get("warnings") else [])
     if not results:
