@@ -322,23 +322,31 @@ def readme_examples() -> list[tuple[str, str]]:
 
 
 @pytest.mark.parametrize("example", range(2), ids=["slurm", "htcondor"])
-def test_readme_job_scripts(example):
-    """The README's SLURMCluster and HTCondorCluster make the job scripts it shows (no scheduler of theirs is used)."""
+def test_readme_job_scripts(example, tmp_path, monkeypatch):
+    """The README's SLURMCluster and HTCondorCluster make the job scripts it shows, and serve finds them closed to the
+    network (no scheduler of theirs is used)."""
     import re
 
+    from autograder.serve import exposure_problems
+
     code, script = readme_examples()[example]
-    construction = code.split("\n\n")[:2]  # the import, then the cluster (the rest scales and waits)
-    assert 'scheduler_options={"port": 8786}' in construction[1]
+    *construction, last = code.strip().split("\n\n")  # the imports and the cluster, then serve(...)
+    assert last.startswith("serve(cluster, jobs=")
+    options = 'scheduler_options={"port": 8786, "dashboard_address": "127.0.0.1:8787"}'
+    assert options in construction[-1]
+    monkeypatch.setenv("HOME", str(tmp_path))  # shared_temp_directory="~": the workers' certificates
     namespace: dict = {}
     exec("\n\n".join(construction).replace(  # here on 127.0.0.1 only, any free port
-        'scheduler_options={"port": 8786}', 'scheduler_options={"host": "127.0.0.1", "port": 0, "dashboard_address": "127.0.0.1:0"}'),
-        namespace)
+        options, 'scheduler_options={"host": "127.0.0.1", "port": 0, "dashboard_address": "127.0.0.1:0"}'), namespace)
     cluster = namespace["cluster"]
     try:
         made = cluster.job_script()
+        assert exposure_problems(cluster) == []
+        assert sorted(p.stat().st_mode & 0o777 for p in tmp_path.glob(".dask-jobqueue.worker.*")) == [0o600] * 3
     finally:
         cluster.close()
-    made = re.sub(r"tcp://127\.0\.0\.1:\d+", "tcp://SCHEDULER", made).replace("--name dummy-name", "--name NAME")
+    made = re.sub(r"tls://127\.0\.0\.1:\d+", "tls://SCHEDULER", made).replace("--name dummy-name", "--name NAME")
+    made = re.sub(r"(\.dask-jobqueue\.worker\.\w+?)\.\w{8}\b", r"\1.XXXXXXXX", made)  # temporary files' names
     lines = made.splitlines()
     for line in script.strip().splitlines():
         assert line in lines, f"the README's job script says {line!r}; dask-jobqueue makes:\n{made}"
@@ -489,3 +497,20 @@ def test_every_worker_gone_stops_the_batch_with_a_clear_message(klass, pool_resu
         stop([worker])
     assert sorted(again.graded) == sorted(set(pool_results[1]) - kept)
     assert records(out) == pool_results[1]
+
+
+def test_serve_refuses_a_cluster_open_to_the_network(tmp_path):
+    """serve submits nothing for a cluster without TLS, or whose workers' HTTP servers listen on every interface."""
+    from dask_jobqueue import SLURMCluster
+
+    from autograder.serve import serve
+
+    cluster = SLURMCluster(cores=1, memory="1GB", scheduler_options={"host": "127.0.0.1", "port": 0,
+                                                                     "dashboard_address": "127.0.0.1:0"})
+    with pytest.raises(SystemExit) as refused:
+        serve(cluster, jobs=1, credentials=tmp_path / "grading-cluster.json")  # closes the cluster
+    message = str(refused.value)
+    assert message.startswith("serve: this cluster is open to the network, so nothing was submitted")
+    assert "is not encrypted: create the cluster with security=True" in message
+    assert '"--dashboard-address", "127.0.0.1:0"' in message
+    assert not cluster.workers and not (tmp_path / "grading-cluster.json").exists()
