@@ -16,7 +16,7 @@ endif
 export TF_CPP_MIN_LOG_LEVEL ?= 2
 export PYTHONDONTWRITEBYTECODE = 1
 
-# The Makefile of a clean clone installs everything: the venv, bubblewrap and chromium (when root).
+# The Makefile of a clean clone installs everything: the venv, bubblewrap, chromium, Slurm and munge (when root).
 .PHONY: install system-tools demo test test-fast lint release check-release calibrate clean
 
 install: $(STAMP) system-tools
@@ -32,17 +32,23 @@ $(STAMP): pyproject.toml
 #   bwrap    (bubblewrap) gives the grading sandbox its own filesystem view; without it the sandbox
 #            falls back to Linux namespaces via unshare (see README);
 #   chromium renders the feedback pages in the browser test (Playwright drives it; its own browser
-#            download does not work offline); without it that test skips, saying so (fails in CI).
+#            download does not work offline); without it that test skips, saying so (fails in CI);
+#   slurmctld, munged (slurm-wlm, munge) run a real one-node Slurm in a network namespace for the cluster
+#            tests (tests/slurm.py); without them those tests skip. The packages' postinst would start
+#            munge and slurmd: a policy-rc.d that refuses (exit 101) is in place during the install only.
 system-tools:
-	@missing=""; \
+	@PATH="$$PATH:/usr/sbin:/sbin"; missing=""; \
 	command -v bwrap >/dev/null 2>&1 || missing="$$missing bubblewrap"; \
 	command -v chromium >/dev/null 2>&1 || missing="$$missing chromium"; \
+	{ command -v slurmctld && command -v munged; } >/dev/null 2>&1 || missing="$$missing slurm-wlm munge"; \
 	if [ -n "$$missing" ]; then \
 	  if [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null 2>&1; then \
-	    echo "installing$$missing (sandbox filesystem view, feedback-page browser test)"; \
+	    echo "installing$$missing (sandbox filesystem view, feedback-page browser test, Slurm tests)"; \
+	    policy=""; [ -e /usr/sbin/policy-rc.d ] || { policy=/usr/sbin/policy-rc.d; printf '#!/bin/sh\nexit 101\n' >$$policy; chmod +x $$policy; }; \
 	    (apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq $$missing) >/dev/null 2>&1 \
-	      || echo "note: could not install$$missing (the sandbox uses unshare without bwrap; the browser test skips without chromium)"; \
-	  else echo "note: not found:$$missing (the sandbox uses unshare without bwrap; the browser test skips without chromium)"; fi; \
+	      || echo "note: could not install$$missing (the sandbox uses unshare without bwrap; the browser test skips without chromium, the Slurm tests without slurm-wlm)"; \
+	    [ -z "$$policy" ] || rm -f $$policy; \
+	  else echo "note: not found:$$missing (the sandbox uses unshare without bwrap; the browser test skips without chromium, the Slurm tests without slurm-wlm)"; fi; \
 	fi
 
 release: install

@@ -109,12 +109,17 @@ class Keeper:
         self.cluster, self.jobs, self.log = cluster, jobs, log
         self.seen: dict[str, str] = {}  # worker address -> job name, as last seen
 
+    def forget_failed(self) -> None:
+        """Drop the jobs whose submission failed (never started: the next submit tries again, close skips them)."""
+        for name, job in list(self.cluster.workers.items()):
+            if getattr(job, "job_id", "") is None:
+                del self.cluster.workers[name]
+                self.cluster._created.discard(job)  # SpecCluster.close asserts that each job it made has stopped
+
     def submit(self) -> None:
         """Submit jobs up to the target; raise RuntimeError with the batch system's message if one is refused."""
         cluster = self.cluster
-        for name, job in list(cluster.workers.items()):  # a job whose submission failed: submitted again
-            if getattr(job, "job_id", "") is None:
-                del cluster.workers[name]
+        self.forget_failed()
         while len(cluster.worker_spec) < self.jobs:
             cluster.worker_spec.update(cluster.new_worker_spec())
         try:
@@ -131,8 +136,8 @@ class Keeper:
         now = {addr: str(info.get("name")) for addr, info in self.cluster.scheduler_info["workers"].items()}
         for addr, name in now.items():
             if addr not in self.seen:
-                print(f"{time.strftime('%H:%M:%S')} worker {name}{self.job_id(name)} joined at {addr}",
-                      file=self.log, flush=True)
+                whose = self.job_id(name) if name in self.cluster.worker_spec else " (not one of serve's jobs)"
+                print(f"{time.strftime('%H:%M:%S')} worker {name}{whose} joined at {addr}", file=self.log, flush=True)
         left = [(addr, name) for addr, name in self.seen.items() if addr not in now]
         for addr, name in left:
             print(f"{time.strftime('%H:%M:%S')} worker {name} at {addr} left (job ended, cancelled or lost); a "
@@ -157,8 +162,10 @@ def serve(cluster, jobs: int, credentials: str | Path = "grading-cluster.json", 
     try:
         keeper.submit()
     except RuntimeError as exc:
+        script = cluster.job_script()
+        keeper.forget_failed()
         cluster.close()
-        sys.exit(f"serve: {exc}\nThe job script:\n{cluster.job_script()}")
+        sys.exit(f"serve: {exc}\nThe job script:\n{script}")
     path = None
     if cluster.scheduler_address.startswith("tls://"):
         path = write_credentials(Path(credentials), cluster.scheduler_address, cluster.security)
@@ -168,7 +175,9 @@ def serve(cluster, jobs: int, credentials: str | Path = "grading-cluster.json", 
           + f"grade with: autograder grade ASSIGNMENT submitted --out graded {where}\n"
           + (f"dashboard: {cluster.dashboard_link} (this machine only)\n" if getattr(cluster, "dashboard_link", "") else "")
           + "Ctrl-C stops the workers", file=log, flush=True)
-    signal.signal(signal.SIGTERM, signal.default_int_handler)  # a TERM stops the workers too
+    # Ctrl-C and a TERM stop the workers. (Importing dask_jobqueue makes SIGINT exit at once, without cleaning up.)
+    for signum in (signal.SIGINT, signal.SIGTERM):
+        signal.signal(signum, signal.default_int_handler)
     try:
         while True:
             time.sleep(POLL_S)
@@ -176,6 +185,7 @@ def serve(cluster, jobs: int, credentials: str | Path = "grading-cluster.json", 
     except KeyboardInterrupt:
         print("stopping the worker jobs", file=log, flush=True)
     finally:
+        keeper.forget_failed()
         cluster.close()
         if path is not None:
             path.unlink(missing_ok=True)
