@@ -514,3 +514,25 @@ def test_serve_refuses_a_cluster_open_to_the_network(tmp_path):
     assert "is not encrypted: create the cluster with security=True" in message
     assert '"--dashboard-address", "127.0.0.1:0"' in message
     assert not cluster.workers and not (tmp_path / "grading-cluster.json").exists()
+
+
+def test_a_task_checks_its_worker_against_the_digests_it_carries(klass, tmp_path):
+    """A task whose worker differs from what it carries grades nothing and says why; a matching one grades."""
+    from autograder.cluster import DaskExecutor, expectations, grade_packed
+    from autograder.grading import files
+
+    profile = course_config.profile("quick")
+    job = worker.Job(profile, False, None, klass, tmp_path, threads=1)
+    expected = expectations(job, [A], {A.name: worker.task_for(A, profile, {}).fingerprint()}, strict=False)
+    tampered = {**expected, "config": {A.name: "0" * 16}, "id": "another-batch"}
+    packed = files.pack(klass / "s0" / A.name, course_config.LIMITS.max_submission_mb)
+    executor = DaskExecutor("local:1")
+    try:
+        refused = executor.client.submit(grade_packed, A.name, "s0", "fp", packed, job, tampered).result()
+        graded = executor.client.submit(grade_packed, A.name, "s0", "fp", packed, job, expected).result()
+    finally:
+        executor.close()
+    assert "result" not in refused and refused["grader"]["verified"] is None
+    assert len(refused["refused"]) == 1 and "grades mnist_dense by other course facts" in refused["refused"][0]
+    assert graded["grader"]["verified"] == expected["id"] and graded["result"]["student"] == "s0"
+    assert graded["result"]["extra"]["grader"]["worker"] == graded["grader"]["worker"]
