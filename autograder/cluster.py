@@ -241,6 +241,19 @@ def connect(address: str, gpus_per_task: int = 0):
                            f"reach it{tls}? Nothing was graded") from exc
 
 
+def finished(futures, timeout: float) -> list:
+    """The futures no longer pending, waiting up to ``timeout`` seconds for one.
+
+    Read from each future's status: ``distributed.wait`` raises for a cancelled future and binds its wait to
+    one event loop, which breaks when another client of the same process (a TA's notebook, a test) has its own."""
+    deadline = time.monotonic() + timeout
+    while True:
+        done = [f for f in futures if f.status != "pending"]
+        if done or time.monotonic() >= deadline:
+            return done
+        time.sleep(0.05)
+
+
 class DaskExecutor:
     """Runs the batch's submissions as Dask tasks on verified workers of a scheduler, or of ``local:N`` processes."""
 
@@ -346,8 +359,6 @@ class DaskExecutor:
 
     def run(self, todo: list[tuple[str, str, str]], job, tasks: dict):
         """Submit the submissions as tasks to verified workers, a window at a time; yield each result once committed."""
-        from distributed import wait
-
         from autograder.grading import files
         from autograder.worker import grade_folder
 
@@ -390,12 +401,13 @@ class DaskExecutor:
             if not futures:
                 time.sleep(POLL_S)
                 continue
-            try:
-                done, _ = wait(list(futures), timeout=POLL_S, return_when="FIRST_COMPLETED")
-            except TimeoutError:  # none finished: look at the workers again
-                continue
-            for future in done:
+            for future in finished(futures, POLL_S):
                 item, _allowed = futures.pop(future)
+                if future.cancelled():  # by the scheduler (e.g. its client was briefly cut off): submitted again
+                    print(f"the cluster cancelled the task of {item[1]} ({future._state.exception}): submitted again",
+                          file=self.log, flush=True)
+                    pending.appendleft(item)
+                    continue
                 result = self.receive(future, item, job)
                 future.release()
                 if result is None:  # refused by its worker: graded elsewhere

@@ -5,6 +5,7 @@ Every scheduler and worker here listens on 127.0.0.1 only.
 
 from __future__ import annotations
 
+import io
 import os
 import shutil
 import signal
@@ -166,6 +167,18 @@ def stop(procs) -> None:
         proc.wait()
 
 
+def in_thread(outcome: dict, grade):
+    """A thread's target: ``grade()``'s report in ``outcome["report"]``, or the traceback of what it raised."""
+    def run():
+        try:
+            outcome["report"] = grade()
+        except BaseException:
+            import traceback
+
+            outcome["error"] = traceback.format_exc()
+    return run
+
+
 def other_course(tmp_path: Path, text: str) -> Path:
     """A copy of this kit whose course_config.py ends with ``text`` (other course facts)."""
     kit = tmp_path / "other-course"
@@ -208,14 +221,14 @@ def test_a_worker_with_another_kit_course_or_data_is_refused(klass, scheduler, t
 
 @pytest.mark.slow
 def test_a_worker_killed_mid_batch_costs_no_result(klass, pool_results, scheduler, tmp_path):
-
     workers = [start_worker(scheduler, ROOT) for _ in range(2)]
     try:
         wait_for_workers(scheduler, 2)
         out = tmp_path / "out"
         outcome = {}
-        thread = threading.Thread(target=lambda: outcome.update(report=batch.grade(
-            A.name, klass, out, profile_name="quick", cluster=str(scheduler.credentials))))
+        log = io.StringIO()
+        thread = threading.Thread(target=in_thread(outcome, lambda: batch.grade(
+            A.name, klass, out, profile_name="quick", cluster=str(scheduler.credentials), log=log)))
         thread.start()
         deadline = time.monotonic() + 300
         while time.monotonic() < deadline and not list(out.glob(f"*/{A.name}/{RECORD_FILE}")):
@@ -228,6 +241,7 @@ def test_a_worker_killed_mid_batch_costs_no_result(klass, pool_results, schedule
     finally:
         stop(workers)
     assert not thread.is_alive()
+    assert "error" not in outcome, f"{outcome.get('error')}\n{log.getvalue()}"
     assert len(list(out.glob(f"*/{A.name}/{RECORD_FILE}"))) == 8
     assert {r.student: comparable(r) for r in outcome["report"].results} == pool_results[1] == records(out)
 
@@ -417,7 +431,7 @@ def graded_students(out: Path) -> set[str]:
 @pytest.mark.slow
 def test_a_late_worker_with_other_course_facts_grades_nothing_that_is_kept(klass, pool_results, scheduler, tmp_path):
     """A worker that joins mid-batch from a kit with other course facts is refused, named, and gets no submission."""
-    import io
+
 
     good = start_worker(scheduler, ROOT)
     late = None
@@ -455,7 +469,7 @@ def test_a_late_worker_with_other_course_facts_grades_nothing_that_is_kept(klass
 def test_every_worker_gone_stops_the_batch_with_a_clear_message(klass, pool_results, scheduler, tmp_path, monkeypatch):
     """The only worker is killed mid-batch: the grader says so at once, waits its bounded time, stops with an error;
     what was graded is kept, and the next run grades only the rest."""
-    import io
+
 
     from autograder import cluster
 
