@@ -12,6 +12,14 @@ os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 import course_config  # noqa: E402
 
 
+def cmd_new(args) -> int:
+    from autograder import scaffold
+
+    path = scaffold.new(args.assignment, force=args.force)
+    print(f"wrote {path}: fill in its prose and solution blocks, then run `autograder release {args.assignment}`")
+    return 0
+
+
 def cmd_release(args) -> int:
     from autograder import release
 
@@ -201,6 +209,11 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--check", action="store_true", help="only report whether release/ and solutions/ are in sync")
     p.set_defaults(func=cmd_release)
 
+    p = sub.add_parser("new", help="write a new assignment's source notebook (describe it in course_config.py first)")
+    p.add_argument("assignment", choices=sorted(course_config.ASSIGNMENTS))
+    p.add_argument("--force", action="store_true", help="overwrite the source notebook if it exists")
+    p.set_defaults(func=cmd_new)
+
     p = sub.add_parser("grade", help="grade submitted/<student>/<assignment>/ for every student")
     p.add_argument("assignment", choices=sorted(course_config.ASSIGNMENTS))
     p.add_argument("submitted", help="nbgrader's submitted/ folder")
@@ -269,7 +282,7 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
     try:
         return args.func(args)
-    except (ValueError, FileNotFoundError, RuntimeError) as exc:
+    except (ValueError, FileNotFoundError, FileExistsError, RuntimeError) as exc:
         print(f"autograder: error: {exc}", file=sys.stderr)
         return 2
 

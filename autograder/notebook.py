@@ -103,3 +103,62 @@ def record_of(nb) -> dict | None:
     meta = nb.get("metadata", {}).get(RECORD_KEY)
     record = meta.get("record") if isinstance(meta, dict) else None
     return record if isinstance(record, dict) else None
+
+
+# The notebook contract: what a source notebook must contain for the kit (docs/notebook_contract.md).
+PARAMETERS_TAG = "parameters"  # papermill's tag: the grader's values are injected right after this cell
+SOLUTION_BEGIN, SOLUTION_END = "### BEGIN SOLUTION", "### END SOLUTION"
+
+
+def assigns(source: str, name: str) -> bool:
+    """Whether ``source`` assigns ``name`` at the start of a line (``x = ...``, ``x, y = ...``, ``x: int = ...``)."""
+    import re
+
+    target = r"[A-Za-z_][\w.\[\]'\"]*"
+    return re.search(rf"^[ \t]*(?:{target}[ \t]*,[ \t]*)*{re.escape(name)}[ \t]*(?:,[ \t]*{target}[ \t]*)*(?::[^=\n]+)?="
+                     r"(?!=)", source, re.M) is not None
+
+
+def contract_problems(nb, assignment) -> list[str]:
+    """What a source notebook lacks of the contract the kit relies on, each with what to add (none: it follows it)."""
+    code = [c for c in nb.cells if c.get("cell_type") == "code" and not is_generated(c)]  # the instructor's cells
+    problems = []
+    ids: dict[str, int] = {}
+    for cell in nb.cells:
+        if (gid := grade_id(cell)) is not None:
+            ids[gid] = ids.get(gid, 0) + 1
+    twice = sorted(gid for gid, n in ids.items() if n > 1)
+    if twice:
+        problems.append(f"grade_id {', '.join(twice)} is given to more than one cell: nbgrader needs each cell's "
+                        "grade_id to be unique")
+    if not any(grade_id(c) == HELPER_CELL_BEFORE for c in code):
+        problems.append(f"no code cell has grade_id {HELPER_CELL_BEFORE!r}: give it to the cell of imports (the course's "
+                        "helper cell, which carries the data loaders and the check before hand-in, goes right before it)")
+    tagged = [c for c in code if PARAMETERS_TAG in (c.get("metadata", {}).get("tags") or [])]
+    names = sorted({n for values in assignment.parameters.values() for n in values})
+    if not tagged:
+        problems.append(f"no code cell is tagged {PARAMETERS_TAG!r}: tag the cell that sets "
+                        f"{', '.join(names) or 'the parameters'} (the grader's values for a re-run go right after it)")
+    else:
+        unset = [n for n in names if not any(assigns(c.source, n) for c in tagged)]
+        if unset:
+            problems.append(f"the cell tagged {PARAMETERS_TAG!r} does not set {', '.join(unset)}: course_config "
+                            "gives the grader's values for them, which would then change nothing")
+    for spec in assignment.models:
+        if not any(f'"{spec.file}"' in c.source or f"'{spec.file}'" in c.source for c in code):
+            problems.append(f"no code cell saves {spec.file} (its name written out, as in "
+                            f'model.save("{spec.file}")): the grader grades that file, and the check before hand-in '
+                            "goes right after the cell that saves it")
+    unset = [name for name in assignment.validation if not any(assigns(c.source, name) for c in code)]
+    if unset:
+        problems.append(f"no code cell sets {' or '.join(unset)}: the check before hand-in scores the saved model on "
+                        f"{' and '.join(assignment.validation)}, the notebook's validation data")
+    solutions = [c for c in code if SOLUTION_BEGIN in c.source]
+    if not solutions:
+        problems.append(f"no code cell has a {SOLUTION_BEGIN} ... {SOLUTION_END} block: nbgrader makes the student's "
+                        "version by removing those blocks")
+    for cell in solutions:
+        if cell.source.count(SOLUTION_BEGIN) != cell.source.count(SOLUTION_END):
+            problems.append(f"cell {grade_id(cell) or cell.get('id', '?')}: {SOLUTION_BEGIN} and {SOLUTION_END} "
+                            "do not pair up")
+    return problems

@@ -36,6 +36,7 @@ from autograder.notebook import (  # noqa: F401  (the cell ids are part of relea
     HELPER_CELL_BEFORE,
     HELPER_CELL_ID,
     VALIDATE_MARK,
+    contract_problems,
     grade_id,
     is_generated,
     locked,
@@ -246,7 +247,8 @@ def save_cell_index(nb, assignment: course_config.Assignment) -> int:
     """Index of the (last) code cell that saves every model file of ``assignment``."""
     for i in range(len(nb.cells) - 1, -1, -1):
         cell = nb.cells[i]
-        if cell.cell_type == "code" and all(f'"{spec.file}"' in cell.source for spec in assignment.models):
+        if cell.cell_type == "code" and all(f'"{spec.file}"' in cell.source or f"'{spec.file}'" in cell.source
+                                            for spec in assignment.models):
             return i
     files = ", ".join(spec.file for spec in assignment.models)
     raise ReleaseError(f"{assignment.notebook}: no code cell saves {files}; the grading section goes after it")
@@ -259,6 +261,10 @@ def with_grading_cells(nb, assignment: course_config.Assignment):
 
     nb = copy.deepcopy(nb)
     nb.cells = [c for c in nb.cells if not is_generated(c)]
+    problems = contract_problems(nb, assignment)
+    if problems:
+        raise ReleaseError(f"source/{assignment.name}/{assignment.notebook} does not follow the notebook contract "
+                           "(docs/notebook_contract.md):\n  - " + "\n  - ".join(problems))
     at = save_cell_index(nb, assignment) + 1
     nb.cells[at:at] = check_saved_cells(assignment) + grading_cells(assignment)
     if assignment.helpers:
