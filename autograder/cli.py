@@ -183,7 +183,7 @@ def cmd_doctor(args) -> int:
 def data_report() -> None:
     """Print, for every profile, whether the hidden test data each dataset needs is there and right."""
     from autograder.course_data import DataError, susy_candidates
-    from autograder.datasets.tasks import TASKS
+    from autograder.datasets.tasks import task_class
 
     for where, path in susy_candidates():
         print(f"SUSY candidate {where}: {path} ({'present' if path.exists() else 'absent'})")
@@ -191,7 +191,7 @@ def data_report() -> None:
         profile = course_config.profile(name)
         for dataset in sorted({a.dataset for a in course_config.ASSIGNMENTS.values()}):
             try:
-                task = TASKS[dataset](profile)
+                task = task_class(dataset)(profile)
                 n, fp = len(task.labels), task.fingerprint()
                 task.close()
                 source = course_config.SUSY_DATA[name].source if dataset == "susy" else "mnist.npz"

@@ -437,6 +437,7 @@ def verdict(check_id: str, out=print) -> None:
 
 def facts_of(assignment, profile) -> dict:
     """What the student's check needs to know of an assignment (plain values, for a notebook cell)."""
+    from autograder.datasets.tasks import task_class
     from autograder.model_files.locate import expected_names
 
     thresholds = assignment.thresholds.get(profile, {})
@@ -445,7 +446,7 @@ def facts_of(assignment, profile) -> dict:
         "title": assignment.title,
         "profile": profile,
         "dataset": assignment.dataset,
-        "metric": "accuracy" if assignment.dataset == "mnist" else "roc_auc",
+        "metric": task_class(assignment.dataset).metric_name,
         "models": [{"name": m.name, "file": m.file, "kind": m.kind, "variable": m.variable, "formats": list(m.formats),
                     "claimed": [name for other in assignment.models if other is not m
                                 for name in expected_names(other.file, other.formats)],

@@ -164,13 +164,14 @@ def check_saved_cells(assignment: course_config.Assignment) -> list[NotebookNode
     import nbformat
 
     from autograder.course_check import facts_of
+    from autograder.datasets.tasks import task_class
 
     files = [spec.file for spec in assignment.models]
     md = "## Check before you hand in\n\n" + textwrap.fill(
         f"This cell reads {_file_list(files)} exactly as the grader will, with its own reader and engine "
         f"(unpacked by the helper cell at the top), runs its architecture checks, and "
         f"compares the grader's predictions with your model's own on the validation "
-        f"{'images' if assignment.dataset == 'mnist' else 'events'}. It prints each check as passed (✓) or why not "
+        f"{task_class(assignment.dataset).noun}. It prints each check as passed (✓) or why not "
         f"(✗), and your validation figure beside the thresholds for full and partial credit. It needs no test "
         f"labels and no network. If a check fails, fix the model, train it again and re-run the save cell above "
         f"before this one. nbgrader's Validate button runs only this cell and the ones below it: it checks the "

@@ -39,9 +39,10 @@ def kit_version() -> str:
 def config_digest(assignment: course_config.Assignment, profile: course_config.Profile, execute: bool) -> str:
     """A digest of every course fact that decides this assignment's grades under ``profile`` (course_config's
     part of a result's fingerprint; a Dask worker must show the client's)."""
+    from autograder.datasets.tasks import task_class
+
     facts = [repr(assignment), repr(profile), repr(course_config.LIMITS), f"execute={execute}"]
-    if assignment.dataset == "susy":
-        facts.append(repr(course_config.SUSY_DATA.get(profile.name)))
+    facts += [repr(fact) for fact in task_class(assignment.dataset).course_facts(profile)]
     return hashlib.sha256("\n".join(facts).encode()).hexdigest()[:16]
 
 

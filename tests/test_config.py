@@ -89,3 +89,20 @@ def test_notebook_goal_is_the_full_profile_full_credit(name):
     stated = [float(v) / 100 for v in re.findall(r"(\d+(?:\.\d+)?) %", goal)]
     wanted = [t.full_credit for t in a.thresholds["full"].values()]
     assert stated == pytest.approx(wanted, abs=1e-9), f"{name}: the notebook's goal says {goal!r}"
+
+
+def test_an_unknown_dataset_is_an_error_not_a_default():
+    """An assignment on a dataset the kit does not know is refused wherever it is used, never graded by a guess (the
+    metric of another dataset, another dataset's test data)."""
+    import dataclasses
+
+    from autograder.course_check import facts_of
+    from autograder.datasets.tasks import load_task
+    from autograder.worker import config_digest
+
+    fashion = dataclasses.replace(course_config.MNIST_DENSE, dataset="fashion_mnist")
+    profile = course_config.profile("quick")
+    for use in (lambda: facts_of(fashion, "full"), lambda: config_digest(fashion, profile, False),
+                lambda: load_task(fashion, profile)):
+        with pytest.raises(ValueError, match="unknown dataset 'fashion_mnist': the kit knows mnist, susy"):
+            use()

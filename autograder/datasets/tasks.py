@@ -37,6 +37,14 @@ class Task:
     x_test: np.ndarray
     y_test: np.ndarray
     test_sets: tuple[str, ...] = ("test",)
+    metric_name = ""  # the metric's name for the student's check (autograder.model_checks.METRIC_NAMES)
+    noun = "inputs"  # what one row of the data is, in the student's words
+
+    @classmethod
+    def course_facts(cls, profile: course_config.Profile) -> tuple:
+        """The course facts beyond the assignment's own that decide its grades under ``profile`` (part of the
+        result's fingerprint: autograder.worker.config_digest)."""
+        return ()
 
     def __init__(self, profile: course_config.Profile):
         self.profile = profile
@@ -142,6 +150,7 @@ class MnistTask(Task):
     """
 
     metric = staticmethod(accuracy)
+    metric_name, noun = "accuracy", "images"
     TEST_SETS = ("test", "moved")
 
     def __init__(self, profile: course_config.Profile | None = None, test_sets: tuple[str, ...] = ("test",)):
@@ -239,6 +248,11 @@ class SusyTask(Task):
     """
 
     metric = staticmethod(roc_auc)
+    metric_name, noun = "roc_auc", "events"
+
+    @classmethod
+    def course_facts(cls, profile: course_config.Profile) -> tuple:
+        return (course_config.SUSY_DATA.get(profile.name),)  # which events: the UCI split or simulated ones
 
     def __init__(self, profile: course_config.Profile):
         super().__init__(profile)
@@ -348,10 +362,19 @@ def reference_curve(profile: str, model: str) -> dict | None:
 TASKS = {"mnist": MnistTask, "susy": SusyTask}
 
 
+def task_class(dataset: str) -> type[Task]:
+    """The grader's description of ``dataset``: an unknown name is an error, never a default."""
+    try:
+        return TASKS[dataset]
+    except KeyError:
+        raise ValueError(f"unknown dataset {dataset!r}: the kit knows {', '.join(sorted(TASKS))} "
+                         "(autograder/datasets/tasks.py)") from None
+
+
 def load_task(assignment: course_config.Assignment, profile: course_config.Profile,
               test_sets: tuple[str, ...] | None = None) -> Task:
     """The test data ``assignment`` is graded on under ``profile`` (its checks' test sets, or ``test_sets``)."""
     test_sets = test_sets or assignment.test_sets
     if test_sets == ("test",):
-        return TASKS[assignment.dataset](profile)
-    return TASKS[assignment.dataset](profile, test_sets=test_sets)
+        return task_class(assignment.dataset)(profile)
+    return task_class(assignment.dataset)(profile, test_sets=test_sets)
