@@ -131,7 +131,8 @@ def test_a_real_slurm_grades_as_the_local_pool_through_a_cancelled_job_and_a_lat
             slurm.cancel(sorted(first_jobs)[0])  # a worker job, mid-batch
             address = json.loads(credentials.read_text())["address"]
             pem = {key: next(home.glob(f".dask-jobqueue.worker.{key}.*")) for key in ("ca_file", "cert", "key")}
-            late = slurm.run(["sbatch", "--parsable", "-p", "debug", "--mem=2G", "--wrap",
+            late = slurm.run(["sbatch", "--parsable", "-p", "debug", "--mem=2G", "-o", tmp_path / "stranger-%j.out",
+                              "--wrap",
                               f"export PYTHONPATH={stranger}; cd {stranger}; exec {PYTHON} -m distributed.cli.dask_worker "
                               f"{address} --nthreads 1 --dashboard-address 127.0.0.1:0 --protocol tls:// --tls-ca-file "
                               f"{pem['ca_file']} --tls-cert {pem['cert']} --tls-key {pem['key']}"],
