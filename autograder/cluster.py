@@ -164,10 +164,10 @@ def grade_packed(assignment_name: str, student: str, fp: str, packed: bytes, job
     from autograder.grading import files
 
     me = get_worker()
-    grader = {"worker": me.address, "host": os.uname().nodename, "pid": os.getpid(), "verified": expected["id"]}
+    where = {"worker": me.address, "host": os.uname().nodename}  # kept in the result
     problems = verify_here(expected)
     if problems:
-        return {"refused": problems, "grader": {**grader, "verified": None}}
+        return {"refused": problems, "grader": {**where, "pid": os.getpid(), "verified": None}}
     assignment = course_config.assignment(assignment_name)
     if job.threads < 0:  # share the cores this worker may use (its batch job's) between the tasks it runs at once
         state = me.state
@@ -183,13 +183,12 @@ def grade_packed(assignment_name: str, student: str, fp: str, packed: bytes, job
         except (ValueError, OSError) as exc:
             result = failed_result(student, assignment, f"the submission could not be unpacked on the grader ({exc})")
             result.fingerprint = fp
-            result.extra["grader"] = {"worker": me.address, "host": grader["host"]}
+            result.extra["grader"] = where
             worker.write_student_files(result, keep)
         else:
-            result = worker.grade_folder(assignment, student, src, fp, job, _TASKS, keep, tuple(notes),
-                                         grader={"worker": me.address, "host": grader["host"]})
+            result = worker.grade_folder(assignment, student, src, fp, job, _TASKS, keep, tuple(notes), grader=where)
         back = {str(p.relative_to(keep)): p.read_bytes() for p in sorted(keep.rglob("*")) if p.is_file()}
-    return {"result": result.to_dict(), "back": back, "grader": grader}
+    return {"result": result.to_dict(), "back": back, "grader": {**where, "pid": os.getpid(), "verified": expected["id"]}}
 
 
 def commit(result: dict, back: dict[str, bytes], folder: Path) -> StudentResult:
@@ -263,7 +262,7 @@ class DaskExecutor:
         self.client, self.local = connect(address, gpus_per_task)
         self.where = address if self.local else self.client.scheduler.address
         self.expected: dict = {}
-        self.verified: dict[str, str] = {}  # worker address -> "worker ADDRESS (host H, pid P)"
+        self.verified: set[str] = set()  # the addresses of the workers that get tasks
         self.refused: dict[str, list[str]] = {}  # worker address -> what differs
         self.names: dict[str, str] = {}  # worker address -> "worker ADDRESS (host H, pid P)", every worker seen
         self.graded_by: set[str] = set()  # the workers whose results were committed
@@ -308,9 +307,8 @@ class DaskExecutor:
     def admit(self) -> None:
         """Verify the workers that joined since the last look: each is admitted (gets tasks) or refused, said out loud."""
         known = set(self.client.nthreads())
-        for gone in set(self.verified) - known:
-            del self.verified[gone]
-        new = sorted(known - set(self.verified) - set(self.refused))
+        self.verified &= known  # those that left
+        new = sorted(known - self.verified - set(self.refused))
         if not new:
             return
         e = self.expected
@@ -334,7 +332,7 @@ class DaskExecutor:
                 self.refused[address] = whys
                 print(f"REFUSED {who}: it grades nothing of this batch: " + "; ".join(whys), file=self.log, flush=True)
             else:
-                self.verified[address] = who
+                self.verified.add(address)
                 if late:
                     print(f"{who} joined and was verified: it grades too", file=self.log, flush=True)
 
@@ -449,7 +447,7 @@ class DaskExecutor:
                 whys = answer.get("refused") or ["its result does not say it was graded by this batch's kit, course "
                                                  "facts and data"]
                 self.refused[grader.get("worker", "?")] = whys
-                self.verified.pop(grader.get("worker"), None)
+                self.verified.discard(grader.get("worker"))
                 print(f"REFUSED worker {grader.get('worker')} (host {grader.get('host')}): its result for {student} "
                       f"is not kept and is graded elsewhere: " + "; ".join(whys), file=self.log, flush=True)
                 return None

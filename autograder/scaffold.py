@@ -13,20 +13,26 @@ from __future__ import annotations
 from pathlib import Path
 
 import course_config
-from autograder.notebook import HELPER_CELL_BEFORE, PARAMETERS_TAG, SOLUTION_BEGIN, SOLUTION_END, assigns, grade_id
-
-LOCKED = {"grade": False, "locked": True, "schema_version": 3, "solution": False, "task": False}
-ANSWER = {"grade": False, "locked": False, "schema_version": 3, "solution": True, "task": False}
+from autograder.notebook import (
+    HELPER_CELL_BEFORE,
+    PARAMETERS_TAG,
+    SOLUTION_BEGIN,
+    SOLUTION_END,
+    assigns,
+    grade_id,
+    locked,
+)
 
 
 def _cell(kind: str, cell_id: str, source: str, answer: bool = False, tags: tuple[str, ...] = ()):
+    """A read-only nbgrader cell (:func:`autograder.notebook.locked`), or with ``answer`` one the student writes in."""
     import nbformat
 
-    cell = (nbformat.v4.new_code_cell if kind == "code" else nbformat.v4.new_markdown_cell)(source)
-    cell.metadata["nbgrader"] = {**(ANSWER if answer else LOCKED), "grade_id": cell_id}
+    cell = locked((nbformat.v4.new_code_cell if kind == "code" else nbformat.v4.new_markdown_cell)(source), cell_id)
+    if answer:
+        cell.metadata["nbgrader"].update(locked=False, solution=True)
     if tags:
         cell.metadata["tags"] = list(tags)
-    cell["id"] = cell_id
     return cell
 
 

@@ -70,6 +70,15 @@ PartitionName=debug Nodes=ALL Default=YES MaxTime=INFINITE State=UP
 """
 
 
+def wait_until(predicate, timeout: float, what):
+    """Wait until ``predicate()`` holds and return its value; fail with ``what()`` after ``timeout`` seconds."""
+    deadline = time.monotonic() + timeout
+    while not (value := predicate()):
+        assert time.monotonic() < deadline, f"{what()} after {timeout:.0f} s"
+        time.sleep(0.2)
+    return value
+
+
 def _missing_commands() -> list[str]:
     return [name for name in COMMANDS if shutil.which(name, path=_PATH) is None]
 

@@ -17,7 +17,6 @@ import signal
 import subprocess
 import sys
 import tempfile
-import time
 from pathlib import Path
 
 import pytest
@@ -26,7 +25,7 @@ import course_config
 from autograder import batch
 from autograder.results import RECORD_FILE, load_records
 from tests.helpers import make_submission
-from tests.slurm import single_node_slurm, skip_reason
+from tests.slurm import single_node_slurm, skip_reason, wait_until
 from tests.test_batch import comparable
 from tests.test_cluster import ROOT, other_course, readme_examples, slow_model  # noqa: F401 (a fixture)
 
@@ -82,14 +81,6 @@ def recipe(credentials: Path, queue: str = "debug") -> str:
     return code
 
 
-def wait(predicate, timeout: float, what):
-    deadline = time.monotonic() + timeout
-    while not (value := predicate()):
-        assert time.monotonic() < deadline, f"{what()} after {timeout:.0f} s"
-        time.sleep(0.2)
-    return value
-
-
 def records(out: Path) -> dict:
     return {r.student: comparable(r) for r in load_records(out, A.name)}
 
@@ -115,7 +106,7 @@ def test_a_real_slurm_grades_as_the_local_pool_through_a_cancelled_job_and_a_lat
             server = slurm.popen([PYTHON, tmp_path / "recipe.py"], env=env, cwd=tmp_path, stdout=log,
                                  stderr=subprocess.STDOUT, start_new_session=True)
         try:
-            wait(lambda: credentials.exists() and len(re.findall(r" joined at ", serve_log.read_text())) >= 2, 120,
+            wait_until(lambda: credentials.exists() and len(re.findall(r" joined at ", serve_log.read_text())) >= 2, 120,
                  lambda: f"serve did not start two workers:\n{serve_log.read_text()}\n{slurm.logs()}")
             assert oct(credentials.stat().st_mode & 0o777) == "0o600"
             assert f"grade with: autograder grade ASSIGNMENT submitted --out graded --cluster {credentials}" in \
@@ -126,7 +117,7 @@ def test_a_real_slurm_grades_as_the_local_pool_through_a_cancelled_job_and_a_lat
             with open(grader_log, "w") as log:
                 grader = slurm.popen([PYTHON, "-m", "autograder", "grade", A.name, klass, "--out", out, "--profile",
                                       "quick", "--cluster", credentials], env=env, stdout=log, stderr=subprocess.STDOUT)
-            wait(lambda: list(out.glob(f"*/{A.name}/{RECORD_FILE}")) or grader.poll() is not None, 300,
+            wait_until(lambda: list(out.glob(f"*/{A.name}/{RECORD_FILE}")) or grader.poll() is not None, 300,
                  lambda: f"no result:\n{grader_log.read_text()}")
             slurm.cancel(sorted(first_jobs)[0])  # a worker job, mid-batch
             address = json.loads(credentials.read_text())["address"]
@@ -142,7 +133,7 @@ def test_a_real_slurm_grades_as_the_local_pool_through_a_cancelled_job_and_a_lat
             assert "REFUSED worker tls://" in text and "grades mnist_dense by other course facts" in text, (
                 f"the stranger (job {late}) should have joined while the batch ran:\n{text}")
             # serve said the cancelled job's worker left, and a replacement joined
-            wait(lambda: "left (job ended, cancelled or lost)" in serve_log.read_text()
+            wait_until(lambda: "left (job ended, cancelled or lost)" in serve_log.read_text()
                  and len(re.findall(r" joined at ", serve_log.read_text())) >= 3, 120,
                  lambda: f"no replacement job:\n{serve_log.read_text()}")
             assert records(out) == pool
@@ -158,7 +149,7 @@ def test_a_real_slurm_grades_as_the_local_pool_through_a_cancelled_job_and_a_lat
             code = server.wait(timeout=120)
         assert code == 0 and "stopping the worker jobs" in serve_log.read_text(), serve_log.read_text()
         assert not credentials.exists()
-        wait(lambda: set(slurm.jobs()) <= {late}, 60, lambda: f"serve's jobs are still queued: {slurm.jobs()}")
+        wait_until(lambda: set(slurm.jobs()) <= {late}, 60, lambda: f"serve's jobs are still queued: {slurm.jobs()}")
         # A partition the batch system does not have: said in sbatch's words, no traceback, nothing left queued.
         slurm.cancel(late)
         wrong = slurm.run([PYTHON, tmp_path / "wrong.py"], env=env, cwd=tmp_path, capture_output=True, text=True,
@@ -167,4 +158,4 @@ def test_a_real_slurm_grades_as_the_local_pool_through_a_cancelled_job_and_a_lat
         assert "serve: the batch system refused a worker job: sbatch: error: invalid partition specified: " \
                "nonexistent" in wrong.stderr, wrong.stderr
         assert "Traceback" not in wrong.stderr + wrong.stdout
-        wait(lambda: not slurm.jobs(), 60, lambda: f"jobs left: {slurm.jobs()}")
+        wait_until(lambda: not slurm.jobs(), 60, lambda: f"jobs left: {slurm.jobs()}")

@@ -6,26 +6,16 @@ import secrets
 import socket
 import subprocess
 import sys
-import time
 from pathlib import Path
 
 import psutil
 import pytest
 
-from tests.slurm import single_node_slurm, skip_reason
+from tests.slurm import single_node_slurm, skip_reason, wait_until
 
 FETCH = "import sys, urllib.request; print(urllib.request.urlopen(sys.argv[1]).read().decode())"
 LISTENING = ("import psutil, sys; print(sorted(c.laddr.port for c in psutil.Process(int(sys.argv[1])).net_connections()"
              " if c.status == 'LISTEN'))")
-
-
-def _wait(predicate, timeout: float, what):
-    """Wait until ``predicate()`` holds; fail with ``what()`` after ``timeout`` seconds."""
-    deadline = time.monotonic() + timeout
-    while not (value := predicate()):
-        assert time.monotonic() < deadline, f"{what()} after {timeout:.0f} s"
-        time.sleep(0.2)
-    return value
 
 
 def test_jobs_run_reach_the_namespace_and_are_cancelled(tmp_path):
@@ -48,7 +38,7 @@ def test_jobs_run_reach_the_namespace_and_are_cancelled(tmp_path):
             submit = slurm.run(["sbatch", "--parsable", "--wrap", wrap], cwd=work, capture_output=True, text=True,
                                env={**slurm.env, "SUBMITTED_VALUE": value}, check=True)
             job = submit.stdout.strip()
-            _wait(lambda: job not in slurm.jobs(), 60, lambda: f"job {job} queued: {slurm.jobs()}\n{slurm.logs()}")
+            wait_until(lambda: job not in slurm.jobs(), 60, lambda: f"job {job} queued: {slurm.jobs()}\n{slurm.logs()}")
         finally:
             server.kill()
             server.wait()
@@ -60,9 +50,9 @@ def test_jobs_run_reach_the_namespace_and_are_cancelled(tmp_path):
         submit = slurm.run(["sbatch", "--parsable", "--wrap", "sleep 600"], cwd=work, capture_output=True, text=True,
                            check=True)
         job = submit.stdout.strip()
-        _wait(lambda: slurm.jobs().get(job) == "RUNNING", 60, lambda: f"job {job} not running: {slurm.jobs()}")
+        wait_until(lambda: slurm.jobs().get(job) == "RUNNING", 60, lambda: f"job {job} not running: {slurm.jobs()}")
         slurm.cancel(job)
-        _wait(lambda: job not in slurm.jobs(), 30, lambda: f"job {job} queued after scancel: {slurm.jobs()}")
+        wait_until(lambda: job not in slurm.jobs(), 30, lambda: f"job {job} queued after scancel: {slurm.jobs()}")
 
         # slurmctld listens inside the namespace; the machine's network shows no socket of it.
         ping = slurm.run(["scontrol", "ping"], capture_output=True, text=True)
