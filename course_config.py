@@ -11,202 +11,26 @@ comes from and sits below that row's minimum by a stated margin.
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
 from pathlib import Path
+
+from autograder.config import (  # noqa: F401 - the types a course configuration is written in
+    ACCURACY,
+    ROC_AUC,
+    Assignment,
+    Ceiling,
+    Check,
+    Dataset,
+    Limits,
+    Metric,
+    ModelSpec,
+    Profile,
+    SusyData,
+    Threshold,
+    Tier,
+)
 
 COURSE_DIR = Path(__file__).resolve().parent
 COURSE_TITLE = "Machine Learning for physicists"
-
-
-@dataclass(frozen=True)
-class Tier:
-    """A score at or above ``minimum`` earns ``fraction`` of the check's points."""
-
-    minimum: float
-    fraction: float
-
-
-@dataclass(frozen=True)
-class Threshold:
-    """Tiered partial credit for a metric, highest tier first, with where the numbers come from."""
-
-    tiers: tuple[Tier, ...]
-    source: str
-
-    def fraction(self, value: float) -> float:
-        """Fraction of the points earned by ``value`` (0.0 below every tier)."""
-        for tier in sorted(self.tiers, key=lambda t: -t.minimum):
-            if value >= tier.minimum:
-                return tier.fraction
-        return 0.0
-
-    @property
-    def full_credit(self) -> float:
-        return max(t.minimum for t in self.tiers if t.fraction == 1.0)
-
-
-@dataclass(frozen=True)
-class Ceiling:
-    """Above ``value`` a metric is implausible for the model asked for: the result is flagged for review.
-
-    Saved models are graded as handed in, and MNIST's test set is public: a model trained on it can
-    score far above what its kind of network reaches honestly. The score stands (nothing is taken
-    away automatically); the check is marked for a human look, with the reason.
-    """
-
-    value: float
-    source: str
-    profiles: tuple[str, ...] = ("full", "quick")
-
-
-@dataclass(frozen=True)
-class Check:
-    """One graded check: an id used by the check suite, what the student reads, and its points."""
-
-    id: str
-    title: str
-    points: float
-    model: str | None = None  # which of the assignment's models it judges (default: the first)
-    # Which hidden test set a metric check is scored on: "test" (the dataset's test set) or, for MNIST,
-    # "moved" (the test digits moved by course_data.move_digits with MOVED_DIGITS_SEED).
-    test_set: str = "test"
-
-
-@dataclass(frozen=True)
-class ModelSpec:
-    """A model file students hand in: ``kind`` is "keras" (.keras) or "skops" (scikit-learn)."""
-
-    name: str
-    file: str
-    kind: str = "keras"
-    variable: str = "model"  # the notebook's variable holding the trained model (for the student's check)
-    # Other formats the model may be handed in as, each in its own non-pickle format and under the same
-    # stem (autograder.model_files.locate.SUFFIXES): "xgboost" (.json, .ubj), "lightgbm" (.txt).
-    also: tuple[str, ...] = ()
-    # A non-Keras model: the estimators it may be (as autograder.model_files names them), and what they are.
-    families: tuple[str, ...] = ()
-    family: str = ""
-    # What a metric below full credit tells the student to do.
-    advice: str = "train for the notebook's full EPOCHS or improve the model"
-
-    @property
-    def formats(self) -> tuple[str, ...]:
-        """Every format the model may be handed in as, ``kind`` first."""
-        return (self.kind, *self.also)
-
-
-@dataclass(frozen=True)
-class Profile:
-    """How a submission is trained when the grader re-executes it (``--execute``)."""
-
-    name: str
-    description: str
-    execute_time_limit_s: int  # wall time for running the whole submitted notebook
-    memory_limit_mb: int  # resident memory of the notebook and everything it starts
-
-
-@dataclass(frozen=True)
-class Assignment:
-    """One assignment: its files, the checks and points, and per-profile parameters and thresholds."""
-
-    name: str
-    title: str
-    notebook: str
-    models: tuple[ModelSpec, ...]
-    dataset: str  # what the grader feeds the model and checks against (see autograder.datasets.tasks.TASKS)
-    checks: tuple[Check, ...]
-    # Values injected after the notebook's "parameters" cell when the grader re-executes it.
-    parameters: dict[str, dict[str, object]]
-    # Metric thresholds per profile: {profile: {check id: Threshold}}.
-    thresholds: dict[str, dict[str, Threshold]]
-    # Architecture limits read by the checks.
-    max_params: int | None = None
-    allowed_layers: tuple[str, ...] = ()
-    min_conv_layers: int = 0
-    required_layers: tuple[str, ...] = ()  # each must appear in the model (e.g. augmentation)
-    forbidden_layers: tuple[str, ...] = ()
-    # Files (or packages) from the course's shared helpers in autograder/ that the notebook's helper cell
-    # carries (written by `autograder release`): the data loaders, the student's pre-hand-in check and the
-    # grader's engine.
-    helpers: tuple[str, ...] = ()
-    # The notebook's validation images (or events) and labels, for the student's pre-hand-in check.
-    validation: tuple[str, str] = ("x_val", "y_val")
-    # Plausibility ceilings of metric checks: {check id: Ceiling}.
-    ceilings: dict[str, Ceiling] = field(default_factory=dict)
-    # Audits (`autograder grade --audit`): {profile the notebook is re-executed under: {metric check:
-    # how far the re-run's metric may fall short of the saved model's before the result is flagged}}.
-    # Measured on the reference solution (docs/calibration.md): the best saved full-profile score minus
-    # the worst re-executed one, plus a margin for GPU training and seeds. No entry: no audit there.
-    audit_gaps: dict[str, dict[str, float]] = field(default_factory=dict)
-
-    @property
-    def max_score(self) -> float:
-        return sum(c.points for c in self.checks)
-
-    @property
-    def families(self) -> dict[str, dict]:
-        """The estimator families of the non-Keras models: {model name: {"families": [...], "family": "..."}}."""
-        return {m.name: {"families": list(m.families), "family": m.family} for m in self.models if m.families}
-
-    @property
-    def test_sets(self) -> tuple[str, ...]:
-        """The hidden test sets the checks are scored on, "test" first."""
-        return ("test",) + tuple(sorted({c.test_set for c in self.checks} - {"test"}))
-
-    @property
-    def model_file(self) -> str:
-        """The model file of a one-model assignment."""
-        if len(self.models) != 1:
-            raise AttributeError(f"{self.name} has {len(self.models)} model files; use .models")
-        return self.models[0].file
-
-    def model_of(self, check_id: str) -> ModelSpec:
-        """The model a check judges."""
-        wanted = self.check(check_id).model
-        for spec in self.models:
-            if wanted in (None, spec.name):
-                return spec
-        raise KeyError(f"{self.name}: check {check_id!r} names unknown model {wanted!r}")
-
-    def check(self, check_id: str) -> Check:
-        for c in self.checks:
-            if c.id == check_id:
-                return c
-        raise KeyError(f"{self.name} has no check {check_id!r}")
-
-    def threshold(self, profile: str, check_id: str) -> Threshold:
-        return self.thresholds[profile][check_id]
-
-    def ceiling(self, profile: str, check_id: str) -> Ceiling | None:
-        c = self.ceilings.get(check_id)
-        return c if c is not None and profile in c.profiles else None
-
-
-@dataclass(frozen=True)
-class Limits:
-    """Sandbox limits for every job that runs student code or loads a student's model file.
-
-    The time and memory limits of re-executing a notebook are per profile (:class:`Profile`); the
-    rest hold for every job. ``autograder doctor`` shows how each is enforced on this machine.
-    """
-
-    predict_time_limit_s: int
-    predict_memory_limit_mb: int
-    max_model_file_mb: int
-    max_file_write_mb: int  # largest single file the sandboxed child may write
-    max_submission_mb: int  # a submission folder's files, copied into the working folder
-    disk_limit_mb: int  # all files in the working folder together (the submission's included)
-    tmp_limit_mb: int  # the private /tmp (RAM-backed: counted in the memory limit too)
-    max_processes: int  # processes and threads of one job together (TensorFlow alone starts dozens)
-    # Strict mode: refuse to grade unless the kernel enforces the memory, /tmp, disk and process
-    # limits (`autograder doctor` lists them). `autograder grade --strict` turns it on for one run.
-    require_kernel_limits: bool = False
-
-    def job_args(self) -> dict:
-        """The limits every sandboxed job gets, as ``autograder.sandbox.run_job`` arguments."""
-        return {"max_file_mb": self.max_file_write_mb, "disk_limit_mb": self.disk_limit_mb,
-                "tmp_limit_mb": self.tmp_limit_mb, "max_processes": self.max_processes}
-
 
 # --------------------------------------------------------------------------------------------
 # Profiles
@@ -275,7 +99,7 @@ MOVED_CHECK_SEED = 2026
 MNIST_DENSE_MAX_PARAMS = 1_000_000
 # What every released notebook carries in its helper cell: the data loaders, the student's check before
 # handing in, and the packages it reads saved models with (the grader's own readers and NumPy engine).
-HELPERS = ("course_data.py", "course_check.py", "model_checks.py", "keras_numpy", "model_files")
+HELPERS = ("course_data", "course_check.py", "model_checks.py", "keras_numpy", "model_files")
 
 MNIST_DENSE = Assignment(
     name="mnist_dense",
@@ -458,19 +282,7 @@ QUICK_SUSY_DNN = 0.807
 # --------------------------------------------------------------------------------------------
 # SUSY: which events students train on, which the grader tests on
 # --------------------------------------------------------------------------------------------
-@dataclass(frozen=True)
-class SusyData:
-    """The events of one profile. ``source`` "uci": the UCI file, standard split (the first
-    4,500,000 rows train, the last 500,000 test). ``source`` "simulated": the offline simulator
-    (autograder.datasets.susy_sim), training and test events drawn with different seeds."""
-
-    source: str
-    train_rows: int  # rows [0, train_rows) are what a re-executed notebook can read
-    test_rows: int  # hidden events the grader scores the models on
-    train_seed: int = 1
-    test_seed: int = 2
-
-
+# SusyData (autograder.config): the UCI file's standard split, or the offline simulator's events.
 SUSY_DATA = {
     "full": SusyData(source="uci", train_rows=500_000, test_rows=500_000),
     "quick": SusyData(source="simulated", train_rows=20_000, test_rows=20_000),

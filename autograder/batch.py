@@ -59,7 +59,7 @@ def grade_one(assignment_name: str, student: str, fp: str, job: Job | None = Non
     """Grade one student's submission in ``job.submitted_dir`` and commit the result under ``job.out_dir``."""
     job = job or _WORKER["job"]
     tasks = _WORKER["tasks"] if tasks is None else tasks
-    assignment = course_config.assignment(assignment_name)
+    assignment = job.assignment(assignment_name)
     return grade_folder(assignment, student, job.submitted_dir / student / assignment.name, fp, job, tasks,
                         job.out_dir / student / assignment.name)
 
@@ -191,16 +191,8 @@ def grade_assignments(
     if workers is not None and workers < 1:
         raise ValueError("--workers must be at least 1")
     backend = backend or sandbox.default_backend()
-    weak = sandbox.strict_problems(backend)
     strict = course_config.LIMITS.require_kernel_limits if strict is None else strict
-    if weak and strict:
-        raise RuntimeError(
-            "strict mode: the kernel does not enforce these sandbox limits here, so nothing was graded:\n  "
-            + "\n  ".join(weak)
-            + "\n(`autograder doctor` shows every limit; grade as root on a machine with cgroups and bubblewrap)"
-        )
-    for problem in weak:
-        print(f"WARNING: a sandbox limit the kernel does not enforce here: {problem}", file=log, flush=True)
+    sandbox.preflight(backend, strict, lambda line: print(line, file=log, flush=True))
     if gpus_per_task and not cluster:
         raise ValueError("--gpus-per-task needs --cluster (a Dask cluster whose workers have GPU resources)")
     if gpus_per_task and not execute:
@@ -242,7 +234,7 @@ def grade_assignments(
         else:
             executor = LocalPool(min(workers or default_workers(), max(1, len(todo))))
         job = Job(profile, execute, backend, submitted_dir, out_dir, threads=executor.threads(),
-                  gpus=gpus_per_task, limits=course_config.LIMITS)
+                  gpus=gpus_per_task, limits=course_config.LIMITS, assignments={a.name: a for a in chosen})
         caveats = set() if execute else {c for c in (t.saved_model_caveat() for t in tasks.values()) if c}
         for caveat in sorted(caveats):
             print(f"WARNING: {caveat}", file=log, flush=True)
@@ -344,7 +336,7 @@ def _run(todo: list[tuple[str, str, str]], job: Job, tasks: dict, workers: int):
                                          initializer=_start_worker, initargs=(job,)) as pool:
                     result = pool.submit(_grade_in_worker, assignment, student, fp).result()
             except BrokenProcessPool:
-                result = failed_result(student, course_config.assignment(assignment), "internal grader error: the "
+                result = failed_result(student, job.assignment(assignment), "internal grader error: the "
                                        "grading process died while grading this submission; tell your instructor",
                                        internal=True)
                 write_student_files(result, job.out_dir / student / assignment)  # retried next run

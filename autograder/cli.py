@@ -187,15 +187,16 @@ def data_report() -> None:
 
     for where, path in susy_candidates():
         print(f"SUSY candidate {where}: {path} ({'present' if path.exists() else 'absent'})")
+    datasets = {a.dataset: task_class(a) for a in course_config.ASSIGNMENTS.values()}
     for name in sorted(course_config.PROFILES):
         profile = course_config.profile(name)
-        for dataset in sorted({a.dataset for a in course_config.ASSIGNMENTS.values()}):
+        for dataset, cls in sorted(datasets.items()):
             try:
-                task = task_class(dataset)(profile)
+                task = cls(profile)
                 n, fp = len(task.labels), task.fingerprint()
                 task.close()
-                source = course_config.SUSY_DATA[name].source if dataset == "susy" else "mnist.npz"
-                print(f"test data, profile {name}, {dataset}: ok, {n:,} test items ({source}; fingerprint {fp})")
+                print(f"test data, profile {name}, {dataset}: ok, {n:,} test items ({cls.source_text(profile)}; "
+                      f"fingerprint {fp})")
             except (DataError, OSError, ValueError) as exc:
                 print(f"test data, profile {name}, {dataset}: NOT USABLE: {str(exc).splitlines()[0]}")
 

@@ -168,7 +168,7 @@ def grade_packed(assignment_name: str, student: str, fp: str, packed: bytes, job
     problems = verify_here(expected)
     if problems:
         return {"refused": problems, "grader": {**where, "pid": os.getpid(), "verified": None}}
-    assignment = course_config.assignment(assignment_name)
+    assignment = job.assignment(assignment_name)
     if job.threads < 0:  # share the cores this worker may use (its batch job's) between the tasks it runs at once
         state = me.state
         at_once = state.nthreads
@@ -191,13 +191,13 @@ def grade_packed(assignment_name: str, student: str, fp: str, packed: bytes, job
     return {"result": result.to_dict(), "back": back, "grader": {**where, "pid": os.getpid(), "verified": expected["id"]}}
 
 
-def commit(result: dict, back: dict[str, bytes], folder: Path) -> StudentResult:
+def commit(result: dict, back: dict[str, bytes], folder: Path, assignment: course_config.Assignment) -> StudentResult:
     """On the client: write a student's files that came back, the record that says they are complete last."""
     from autograder.worker import clear_run_files
 
     folder = folder.resolve()
     folder.mkdir(parents=True, exist_ok=True)
-    clear_run_files(course_config.assignment(result["assignment"]), folder)
+    clear_run_files(assignment, folder)
     for rel in sorted(back, key=lambda r: r == RECORD_FILE):
         target = (folder / rel).resolve()
         if folder not in target.parents:
@@ -387,7 +387,7 @@ class DaskExecutor:
                 assignment, student, fp = item = pending.popleft()
                 src = job.submitted_dir / student / assignment
                 if not src.is_dir():  # nothing to send: graded here, as the pool grades a missing folder
-                    yield grade_folder(course_config.assignment(assignment), student, src, fp, job, tasks,
+                    yield grade_folder(job.assignment(assignment), student, src, fp, job, tasks,
                                        job.out_dir / student / assignment)
                     committed += 1
                     continue
@@ -451,14 +451,14 @@ class DaskExecutor:
                 print(f"REFUSED worker {grader.get('worker')} (host {grader.get('host')}): its result for {student} "
                       f"is not kept and is graded elsewhere: " + "; ".join(whys), file=self.log, flush=True)
                 return None
-            result = commit(answer["result"], answer["back"], folder)
+            result = commit(answer["result"], answer["back"], folder, job.assignment(assignment))
             self.graded_by.add(grader["worker"])
             return result
         except Exception as exc:  # KilledWorker after Dask's allowed failures, a lost connection, ...
             name = type(exc).__name__
             why = ("the grading worker died again and again while grading this submission" if name == "KilledWorker"
                    else f"the cluster could not grade this submission ({name}: {str(exc)[:200]})")
-            result = failed_result(student, course_config.assignment(assignment),
+            result = failed_result(student, job.assignment(assignment),
                                    f"internal grader error: {why}; tell your instructor", internal=True)
             result.fingerprint = fp
             write_student_files(result, folder)  # retried next run

@@ -40,26 +40,17 @@ except ImportError:  # in a notebook: unpacked by its helper cell, beside keras_
 
 # ------------------------------------------------------------------------------------------------
 # The student's check
-def _metric(name, outputs, labels):
-    import numpy as np
-
-    if name == "accuracy":
-        return model_checks.accuracy_of(outputs, labels)
-    from sklearn.metrics import roc_auc_score  # SUSY: scikit-learn is there, it made the other models
-
-    outputs = np.asarray(outputs)
-    scores = outputs[:, -1] if outputs.ndim == 2 else outputs
-    return float(roc_auc_score(labels, scores))
-
-
-def tier_text(tiers) -> str:
-    """``[[minimum, fraction], ...]`` (highest first) as "full credit at >= 0.9800, 50% of the points at >= 0.9700"."""
-    return ", ".join(f"{'full credit' if fraction == 1 else f'{fraction:.0%} of the points'} at >= {minimum:.4f}"
-                     for minimum, fraction in tiers)
+def tier_text(tiers, lower_is_better=False) -> str:
+    """``[[bound, fraction], ...]`` (best first) as "full credit at >= 0.9800, 50% of the points at >= 0.9700"
+    ("<=" for a metric where lower is better)."""
+    sign = "<=" if lower_is_better else ">="
+    return ", ".join(f"{'full credit' if fraction == 1 else f'{fraction:.0%} of the points'} at {sign} {bound:.4f}"
+                     for bound, fraction in tiers)
 
 
 def _fraction(check, value) -> float:
-    return next((fraction for minimum, fraction in check["tiers"] if value >= minimum), 0.0)
+    lower = check.get("lower_is_better", False)
+    return next((fraction for bound, fraction in check["tiers"] if (value <= bound if lower else value >= bound)), 0.0)
 
 
 def size_text(n_bytes: int) -> str:
@@ -71,15 +62,17 @@ def size_text(n_bytes: int) -> str:
     return f"{n_bytes / 1e6:.1f} MB"
 
 
-def _inputs_for(x, info, dataset):
+def _inputs_for(x, info, facts):
+    """The validation inputs in the shape the model takes them, where the data has shapes to choose from."""
     import numpy as np
 
     x = np.asarray(x, dtype=np.float32)
-    if dataset == "mnist":
-        shape = tuple(info.input_shape or ())
-        if shape not in model_checks.MNIST_INPUT_SHAPES:
-            raise ModelFileError(f"the model expects inputs of shape {shape or 'unknown'}; the grader feeds MNIST "
-                                 "images as (28, 28), (784,) or (28, 28, 1)")
+    allowed = [tuple(s) for s in facts.get("input_shapes") or ()]
+    shape = tuple(getattr(info, "input_shape", None) or ())
+    if allowed and (shape or len(allowed) > 1):
+        if shape not in allowed:
+            raise ModelFileError(f"the model expects inputs of shape {shape or 'unknown'}; the grader feeds the "
+                                 f"{facts['noun']} as {' or '.join(str(s) for s in allowed)}")
         return x.reshape((len(x),) + shape)
     return x
 
@@ -175,13 +168,14 @@ def check_model(facts, spec, folder=".", model=None, x_val=None, y_val=None, out
         if x_val is None:
             raise NotJudged("no validation data here (the note above says why)" if why_no_data
                             else "no validation data was given")
-        x = _inputs_for(x_val, info, facts["dataset"])
-        raw_pixels = facts["dataset"] == "mnist" and float(np.max(x)) > 1.5
+        x = _inputs_for(x_val, info, facts)
+        raw_scale = facts.get("raw_scale")
+        raw = bool(raw_scale) and float(np.max(x)) > 1.5
         x_own = x  # what the model in memory is compared on
-        if raw_pixels:  # the notebook's own validation images, not scaled: the grader feeds x / 255
-            out("  note: the validation images here hold pixels in 0-255; the grader feeds [0, 1] (x / 255), so they "
-                "are scaled as the grader does")
-            x = x / 255.0
+        if raw:  # the notebook's own validation inputs, not scaled: the grader feeds x / raw_scale
+            out(f"  note: the validation {facts['noun']} here hold values up to {float(np.max(x)):g}; the grader feeds "
+                f"x / {raw_scale:g}, so they are scaled as the grader does")
+            x = x / raw_scale
         grader = predict(x)
         if not np.all(np.isfinite(grader)):  # the grader refuses such outputs: no points
             raise ModelFileError("the model outputs NaN or infinite values")
@@ -202,18 +196,17 @@ def check_model(facts, spec, folder=".", model=None, x_val=None, y_val=None, out
         return report
     if model is not None:
         own, engine = _own_outputs(model, x_own), grader if x_own is x else predict(x_own)
-        if facts["dataset"] == "mnist":
+        if facts["metric"]["outputs"] == "classes":
             agree = int(np.sum(own.argmax(1) == engine.argmax(1)))
         else:
             agree = int(np.sum(np.abs(own.reshape(len(x), -1)[:, -1] - engine.reshape(len(x), -1)[:, -1]) < 1e-3))
         report["agree"] = agree
         mark = "✓" if agree == len(x) else ("~" if agree >= len(x) - max(1, len(x) // 2000) else "✗")
-        unit = "images" if facts["dataset"] == "mnist" else "events"
-        out(f"  {mark} the grader's engine agrees with your model on {agree:,} of {len(x):,} validation {unit}"
+        out(f"  {mark} the grader's engine agrees with your model on {agree:,} of {len(x):,} validation {facts['noun']}"
             + ("" if mark != "✗" else ": the saved file is not the model in memory (save it again after training)"))
-    name = model_checks.METRIC_NAMES.get(facts["metric"], facts["metric"])
+    name = facts["metric"]["title"]
     scale = None  # a MNIST model that expects 0-255 pixels: why its figures fall short
-    if facts["dataset"] == "mnist":
+    if facts.get("scale_probe"):
         n = min(model_checks.SCALE_PROBE, len(x))
         scaled, raw = (model_checks.accuracy_of(outputs[:n], y_val[:n]) for outputs in (grader, predict(x[:n] * 255.0)))
         scale = model_checks.input_scale_problem(scaled, raw, n, images="the validation images")
@@ -228,12 +221,12 @@ def check_model(facts, spec, folder=".", model=None, x_val=None, y_val=None, out
         outputs, which = grader, "validation"
         if check.get("test_set") == "moved":
             outputs, which = predict(move_digits(x, facts["validation_source"]["moved_seed"])), "moved validation"
-        value = _metric(facts["metric"], outputs, np.asarray(y_val))
+        value = model_checks.measure(facts["metric"], outputs, np.asarray(y_val))
         report["metrics"][check["id"]] = value
         fraction = _fraction(check, value)
-        margin = 2 * standard_error(facts["metric"], value, np.asarray(y_val))
-        near = [minimum for minimum, _ in check["tiers"] if abs(value - minimum) < margin]
-        message = f"{which} {name} {value:.4f} ({tier_text(check['tiers'])})"
+        margin = 2 * standard_error(facts["metric"], value, np.asarray(y_val), outputs)
+        near = [bound for bound, _ in check["tiers"] if abs(value - bound) < margin]
+        message = f"{which} {name} {value:.4f} ({tier_text(check['tiers'], check.get('lower_is_better', False))})"
         if near:
             message += (f"; within its uncertainty (±{margin:.4f}) of {near[0]:.4f}, so the test figure may fall on "
                         "either side")
@@ -244,13 +237,22 @@ def check_model(facts, spec, folder=".", model=None, x_val=None, y_val=None, out
     return report
 
 
-def standard_error(metric: str, value: float, labels) -> float:
+def standard_error(metric: dict, value: float, labels, outputs=None) -> float:
     """The standard error of a validation figure: of an accuracy, sqrt(p (1 - p) / n); of a ROC AUC, Hanley and
-    McNeil's (Radiology 143, 29 (1982)) for the numbers of signal and background events."""
+    McNeil's (Radiology 143, 29 (1982)) for the numbers of signal and background events; of any other metric,
+    the spread of 200 bootstrap resamples of the rows (seeded: the same figure every time)."""
     import math
 
-    if metric == "accuracy":
+    import numpy as np
+
+    if metric["name"] == "accuracy":
         return math.sqrt(max(value * (1 - value), 1e-12) / max(len(labels), 1))
+    if metric["name"] != "roc_auc":
+        if outputs is None or not len(labels):
+            return 0.0
+        rng, outputs = np.random.default_rng(0), np.asarray(outputs)
+        picks = (rng.integers(0, len(labels), len(labels)) for _ in range(200))
+        return float(np.std([model_checks.measure(metric, outputs[i], labels[i]) for i in picks]))
     n1 = int((labels == 1).sum())
     n0 = len(labels) - n1
     if not n0 or not n1:
@@ -349,23 +351,22 @@ class CheckFailed(AssertionError):
         return textwrap.wrap(f"{type(self).__name__}: {self}", width=80, subsequent_indent="  ")
 
 
-def _data_note(exc, dataset: str) -> str:
+def _data_note(exc, file: str) -> str:
     """Why there is no validation data here, in one line: where the loader looked, and what would help."""
     DATA_DIR_ENV = _course_data().DATA_DIR_ENV
     lines = str(exc).splitlines()
     looked = [line.strip().lstrip("- ") for line in lines if line.startswith("  - ")]
     where = "; ".join(looked[:3]) if looked else lines[0][:200] if lines else type(exc).__name__
     folder = os.environ.get(DATA_DIR_ENV)
-    file = "mnist.npz" if dataset == "mnist" else "SUSY.csv.gz"
     hint = (f"{DATA_DIR_ENV} is {folder}, which has no usable {file}" if folder else
             f"to see the figures, put {file} in a folder and set {DATA_DIR_ENV} to it")
     return f"no validation data here (looked in: {where}); {hint}"
 
 
 def validation_data(facts, out=print):
-    """The validation split the assignment's notebook holds out (images scaled to [0, 1]), read with the
-    course's loaders without downloading anything; ``(None, None)`` where no copy of the data is here (the
-    reason is ``validation_data.why``)."""
+    """The validation split the assignment's notebook holds out (scaled as the grader scales its inputs), read
+    with the course's loader the facts name (``validation_source``) without downloading anything; ``(None,
+    None)`` where no copy of the data is here (the reason is ``validation_data.why``)."""
     course_data = _course_data()
     source = facts.get("validation_source") or {}
     validation_data.why = None
@@ -374,16 +375,9 @@ def validation_data(facts, out=print):
 
         with warnings.catch_warnings():
             warnings.simplefilter("ignore")  # a skipped file is named in the note below
-            if source.get("dataset") == "mnist":
-                (x_train, y_train), _ = course_data.load_mnist(download=False, parts=("train",))
-                rows = source["rows"]
-                return x_train[-rows:].astype("float32") / source["scale"], y_train[-rows:]
-            if source.get("dataset") == "susy":
-                X, y = course_data.load_susy(stop=source["train_rows"], download=False)
-                n_val = len(X) // source["share"]
-                return X[-n_val:], y[-n_val:]
+            return getattr(course_data, source["loader"])(**source["args"])
     except (course_data.DataError, OSError) as exc:
-        validation_data.why = _data_note(exc, source.get("dataset"))
+        validation_data.why = _data_note(exc, source.get("file", "the data file"))
         out(f"note: {validation_data.why}, so the validation figures are not shown")
     return None, None
 
@@ -440,25 +434,30 @@ def facts_of(assignment, profile) -> dict:
     from autograder.datasets.tasks import task_class
     from autograder.model_files.locate import expected_names
 
+    data = task_class(assignment).student_facts(assignment)
     thresholds = assignment.thresholds.get(profile, {})
     return {
         "assignment": assignment.name,
         "title": assignment.title,
         "profile": profile,
         "dataset": assignment.dataset,
-        "metric": task_class(assignment.dataset).metric_name,
+        "metric": data["metric"],
+        "noun": data["noun"],
+        "input_shapes": data["input_shapes"],
+        "raw_scale": data["raw_scale"],
+        "scale_probe": data["scale_probe"],
         "models": [{"name": m.name, "file": m.file, "kind": m.kind, "variable": m.variable, "formats": list(m.formats),
                     "claimed": [name for other in assignment.models if other is not m
                                 for name in expected_names(other.file, other.formats)],
                     "advice": m.advice} for m in assignment.models],
         "families": {m.name: {"families": list(m.families), "family": m.family} for m in assignment.models if m.families},
         "validation": list(assignment.validation),
-        "validation_source": validation_source(assignment),
+        "validation_source": data["validation_source"],
         "checks": [{
             "id": c.id, "title": c.title, "points": c.points, "model": assignment.model_of(c.id).name,
             "test_set": c.test_set,
-            **({"tiers": [[t.minimum, t.fraction] for t in sorted(thresholds[c.id].tiers, key=lambda t: -t.minimum)]}
-               if c.id in thresholds else {}),
+            **({"tiers": [[t.minimum, t.fraction] for t in thresholds[c.id].best_first()],
+                "lower_is_better": thresholds[c.id].lower_is_better} if c.id in thresholds else {}),
         } for c in assignment.checks],
         "allowed_layers": list(assignment.allowed_layers),
         "max_params": assignment.max_params,
@@ -466,17 +465,6 @@ def facts_of(assignment, profile) -> dict:
         "required_layers": list(assignment.required_layers),
         "forbidden_layers": list(assignment.forbidden_layers),
     }
-
-
-def validation_source(assignment) -> dict:
-    """Where the notebook's validation split comes from, as plain values (see :func:`validation_data`)."""
-    import course_config
-
-    if assignment.dataset == "mnist":
-        return {"dataset": "mnist", "rows": course_config.MNIST_VALIDATION_ROWS, "scale": course_config.MNIST_PIXEL_SCALE,
-                "moved_seed": course_config.MOVED_CHECK_SEED}
-    return {"dataset": "susy", "train_rows": course_config.SUSY_DATA["quick"].train_rows,
-            "share": course_config.SUSY_VALIDATION_SHARE}
 
 
 def main(argv=None) -> int:

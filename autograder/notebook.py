@@ -2,11 +2,17 @@
 
 One home for what release, re-execution, nbgrader's buttons and the gradebook all need to know of a
 notebook: a cell's ``grade_id``, how a read-only cell is marked, which cells the kit generates (the
-helper cell, the check before hand-in, one graded ``check_<id>`` cell per check) and how a graded
-cell carries a score that nbgrader reads (:func:`set_check_output`).
+helper cell, the check before hand-in, one graded ``check_<id>`` cell per check), how a graded
+cell carries a score that nbgrader reads (:func:`set_check_output`), the parameters cell a re-execution
+injects after, the contract a source notebook follows, and running nbgrader (:func:`run_nbgrader`).
 """
 
 from __future__ import annotations
+
+import os
+import subprocess
+import sys
+from pathlib import Path
 
 # The generated cells, by grade_id.
 HELPER_CELL_ID = "fetch_helpers"  # the course's helper code, carried inside the notebook
@@ -162,3 +168,21 @@ def contract_problems(nb, assignment) -> list[str]:
             problems.append(f"cell {grade_id(cell) or cell.get('id', '?')}: {SOLUTION_BEGIN} and {SOLUTION_END} "
                             "do not pair up")
     return problems
+
+
+def nbgrader_env() -> dict[str, str]:
+    """The environment for nbgrader in a course folder without the course's configuration: this Python's
+    scripts first on PATH (nbgrader runs ``alembic`` by name)."""
+    return {**os.environ, "PATH": os.path.dirname(sys.executable) + os.pathsep + os.environ.get("PATH", "")}
+
+
+def run_nbgrader(command: str, assignment: str, root: Path, *extra: str, error: type[Exception] = RuntimeError) -> None:
+    """Run one nbgrader command (``generate_assignment``, ``generate_solution``) in the scratch course ``root``
+    (its gradebook lives there too, unless ``extra`` names another); ``error`` with nbgrader's own words if it fails."""
+    argv = [
+        sys.executable, "-m", "nbgrader", command, assignment, "--force",
+        f"--CourseDirectory.root={root}", "--log-level=WARN", *extra,
+    ]
+    res = subprocess.run(argv, cwd=root, capture_output=True, text=True)
+    if res.returncode != 0:
+        raise error(f"nbgrader {command} {assignment} failed:\n{res.stdout}{res.stderr}")

@@ -16,10 +16,9 @@ from __future__ import annotations
 import base64
 import hashlib
 import io
+import json
 import os
 import shutil
-import subprocess
-import sys
 import tempfile
 import textwrap
 import zipfile
@@ -40,6 +39,7 @@ from autograder.notebook import (  # noqa: F401  (the cell ids are part of relea
     grade_id,
     is_generated,
     locked,
+    run_nbgrader,
 )
 
 if TYPE_CHECKING:
@@ -72,11 +72,15 @@ def helpers_zip(assignment: course_config.Assignment, helpers_dir: Path = HELPER
     """The assignment's helper files as a zip archive that Python imports from (the same bytes on every build)."""
     buffer = io.BytesIO()
     with zipfile.ZipFile(buffer, "w", zipfile.ZIP_DEFLATED, compresslevel=9) as archive:
-        for name in helper_files(assignment, helpers_dir):
+        files = {name: (helpers_dir / name).read_bytes() for name in helper_files(assignment, helpers_dir)}
+        if assignment.described is not None:  # what course_data.load_dataset(NAME) reads in the notebook
+            files["course_data/datasets.json"] = json.dumps(
+                {assignment.dataset: assignment.described.as_facts()}, indent=1, sort_keys=True).encode()
+        for name, data in files.items():
             info = zipfile.ZipInfo(name, date_time=(1980, 1, 1, 0, 0, 0))
             info.compress_type = zipfile.ZIP_DEFLATED
             info.external_attr = 0o644 << 16
-            archive.writestr(info, (helpers_dir / name).read_bytes())
+            archive.writestr(info, data)
     return buffer.getvalue()
 
 
@@ -115,7 +119,7 @@ def threshold_text(assignment: course_config.Assignment, profile: str = course_c
 
     for check_id, threshold in assignment.thresholds.get(profile, {}).items():
         check = assignment.check(check_id)
-        tiers = tier_text([[t.minimum, t.fraction] for t in sorted(threshold.tiers, key=lambda t: -t.minimum)])
+        tiers = tier_text([[t.minimum, t.fraction] for t in threshold.best_first()], threshold.lower_is_better)
         lines.append(f"- `{check.id}` ({_points_text(check.points)}, {check.title}): {tiers}; below that, no points.")
     return lines[0] + "\n\n" + "\n".join(lines[1:])
 
@@ -171,7 +175,7 @@ def check_saved_cells(assignment: course_config.Assignment) -> list[NotebookNode
         f"This cell reads {_file_list(files)} exactly as the grader will, with its own reader and engine "
         f"(unpacked by the helper cell at the top), runs its architecture checks, and "
         f"compares the grader's predictions with your model's own on the validation "
-        f"{task_class(assignment.dataset).noun}. It prints each check as passed (✓) or why not "
+        f"{task_class(assignment).noun}. It prints each check as passed (✓) or why not "
         f"(✗), and your validation figure beside the thresholds for full and partial credit. It needs no test "
         f"labels and no network. If a check fails, fix the model, train it again and re-run the save cell above "
         f"before this one. nbgrader's Validate button runs only this cell and the ones below it: it checks the "
@@ -255,6 +259,24 @@ def save_cell_index(nb, assignment: course_config.Assignment) -> int:
     raise ReleaseError(f"{assignment.notebook}: no code cell saves {files}; the grading section goes after it")
 
 
+def unchecked(assignment: course_config.Assignment) -> list[str]:
+    """The checks nothing would grade: for an assignment without a check module of its own, a check is graded
+    only if it is an architecture check of autograder.model_checks or has thresholds in every profile."""
+    from autograder.checks import CHECKS_DIR, check_module
+    from autograder.model_checks import ARCHITECTURE
+
+    if check_module(assignment.name).name != "from_config.py":
+        return []
+    problems = []
+    for check in assignment.checks:
+        missing = [p for p in course_config.PROFILES if check.id not in assignment.thresholds.get(p, {})]
+        if check.id not in ARCHITECTURE and missing:
+            problems.append(f"check {check.id!r} is neither an architecture check ({', '.join(sorted(ARCHITECTURE))}) nor "
+                            f"has thresholds in every profile (none in {', '.join(missing)}): give it thresholds, or "
+                            f"write its test in {CHECKS_DIR.relative_to(course_config.COURSE_DIR) / ('test_' + assignment.name + '.py')}")
+    return problems
+
+
 def with_grading_cells(nb, assignment: course_config.Assignment):
     """A copy of ``nb`` with the cells course_config generates: the grading section right after the save
     cell and, for an assignment with helper files, the helper cell (which carries them) right before the imports."""
@@ -262,7 +284,7 @@ def with_grading_cells(nb, assignment: course_config.Assignment):
 
     nb = copy.deepcopy(nb)
     nb.cells = [c for c in nb.cells if not is_generated(c)]
-    problems = contract_problems(nb, assignment)
+    problems = contract_problems(nb, assignment) + unchecked(assignment)
     if problems:
         raise ReleaseError(f"source/{assignment.name}/{assignment.notebook} does not follow the notebook contract "
                            "(docs/notebook_contract.md):\n  - " + "\n  - ".join(problems))
@@ -298,23 +320,6 @@ def sync_grading_cells(assignment: course_config.Assignment, course_dir: Path = 
     return True
 
 
-def nbgrader_env() -> dict[str, str]:
-    """The environment for nbgrader in a course folder without the course's configuration: this Python's
-    scripts first on PATH (nbgrader runs ``alembic`` by name)."""
-    return {**os.environ, "PATH": os.path.dirname(sys.executable) + os.pathsep + os.environ.get("PATH", "")}
-
-
-def _nbgrader(command: str, assignment: str, root: Path, *extra: str) -> None:
-    """Run one nbgrader command in the scratch course ``root`` (its gradebook lives there too)."""
-    argv = [
-        sys.executable, "-m", "nbgrader", command, assignment, "--force",
-        f"--CourseDirectory.root={root}", "--log-level=WARN", *extra,
-    ]
-    res = subprocess.run(argv, cwd=root, capture_output=True, text=True)
-    if res.returncode != 0:
-        raise ReleaseError(f"nbgrader {command} {assignment} failed:\n{res.stdout}{res.stderr}")
-
-
 def build(assignment: course_config.Assignment, course_dir: Path, target_root: Path) -> None:
     """Generate ``target_root/release/<a>`` and ``target_root/solutions/<a>`` from ``course_dir/source/<a>``."""
     source = course_dir / "source" / assignment.name
@@ -323,7 +328,7 @@ def build(assignment: course_config.Assignment, course_dir: Path, target_root: P
     shutil.copytree(source, target_root / "source" / assignment.name, ignore=shutil.ignore_patterns(*IGNORED))
     shutil.copyfile(NBGRADER_CONFIG_FILE, target_root / "nbgrader_config.py")
     for command in OUTPUTS.values():
-        _nbgrader(command, assignment.name, target_root)
+        run_nbgrader(command, assignment.name, target_root, error=ReleaseError)
 
 
 def _files(folder: Path) -> dict[str, Path]:

@@ -3,7 +3,8 @@
 The instructor first describes the assignment in ``course_config.py`` (its models, dataset, checks,
 parameters and thresholds); ``autograder new NAME`` then writes ``source/NAME/NAME.ipynb``: an
 introduction, the ``parameters`` cell with the assignment's parameters, the ``imports`` cell, loading the
-data and the validation split as a shipped notebook on the same dataset does them, a model to build and
+data and the validation split as a shipped notebook on the same dataset does them (for a dataset described
+in the configuration that none loads, from its description), a model to build and
 train in solution blocks, and the cell that saves each model file. ``autograder release NAME`` then
 adds the generated cells and builds the student's version with nbgrader.
 """
@@ -37,16 +38,44 @@ def _cell(kind: str, cell_id: str, source: str, answer: bool = False, tags: tupl
 
 
 def _template(assignment: course_config.Assignment, course_dir: Path):
-    """A shipped source notebook on the same dataset: where the data cells are taken from."""
+    """A shipped source notebook on the same dataset, where the data cells are taken from (None for a described
+    dataset that none loads: its data cells are written from its description)."""
     import nbformat
 
     for other in course_config.ASSIGNMENTS.values():
         path = course_dir / "source" / other.name / other.notebook
         if other.name != assignment.name and other.dataset == assignment.dataset and path.is_file():
             return nbformat.read(path, as_version=4)
+    if assignment.described is not None:
+        return None
     known = sorted({a.dataset for a in course_config.ASSIGNMENTS.values()} - {assignment.dataset})
     raise ValueError(f"{assignment.name}: no shipped notebook loads dataset {assignment.dataset!r} to start from "
                      f"(shipped: {', '.join(known)})")
+
+
+def _described_data_cells(assignment: course_config.Assignment) -> list:
+    """Loading a described dataset, scaling it as the grader does and holding out the validation split that the
+    check before hand-in reads (``course_data.dataset_validation``): the same rows, the same scale."""
+    d, (x_val, y_val) = assignment.described, assignment.validation
+    scale = "" if d.scale == 1 else f" / {d.scale!r}"
+    return [
+        _cell("code", HELPER_CELL_BEFORE, "import numpy as np\nimport keras\nfrom course_data import load_dataset\n\n"
+                                          "keras.utils.set_random_seed(SEED)"),
+        _cell("markdown", "data_md", f"## The data: {d.title}\n\nWhat one {d.noun[:-1] if d.noun.endswith('s') else 'row'} "
+                                     "is, and what is to be predicted. The test labels stay with the grader: "
+                                     "`y_test` is `None`."),
+        _cell("code", "load_data", f"(x_train, y_train), (x_test, y_test) = load_dataset({d.name!r})\n"
+                                   f"x_train = x_train.astype(\"float32\"){scale}\n"
+                                   f"x_test = x_test.astype(\"float32\"){scale}\n"
+                                   "print(\"training:\", x_train.shape, \"  test:\", x_test.shape)"),
+        _cell("markdown", "validation_md", f"## A validation set\n\nThe last {d.validation_share:.0%} of the training "
+                                           f"{d.noun} are held out to tune on; the grader's check before hand-in "
+                                           "scores the saved model on the same ones."),
+        _cell("code", "validation_split", f"n_val = max(1, round(len(x_train) * {d.validation_share!r}))\n"
+                                          f"{x_val}, {y_val} = x_train[-n_val:], y_train[-n_val:]\n"
+                                          "x_fit, y_fit = x_train[:-n_val], y_train[:-n_val]\n"
+                                          f"print(\"fit:\", x_fit.shape, \"  validation:\", {x_val}.shape)"),
+    ]
 
 
 def _copy(cell):
@@ -70,15 +99,20 @@ def _data_cells(assignment: course_config.Assignment, template) -> list:
 
 
 def _parameters_cell(assignment: course_config.Assignment, template):
-    """The template's parameters cell, with each of the assignment's parameters it does not set added (full values)."""
-    cell = next(c for c in template.cells if PARAMETERS_TAG in (c.metadata.get("tags") or []))
-    source = cell.source.rstrip("\n")
+    """The template's parameters cell (or a new one), with each of the assignment's parameters it does not set
+    added (full values)."""
+    if template is None:
+        cell_id, source = "parameters", ("# Parameters. The grader may override these when it re-runs your notebook "
+                                         "on a CPU;\n# your training code must use them.\nSEED = 0")
+    else:
+        cell = next(c for c in template.cells if PARAMETERS_TAG in (c.metadata.get("tags") or []))
+        cell_id, source = grade_id(cell) or "parameters", cell.source.rstrip("\n")
     values: dict[str, object] = {}
     for profile in ("full", *assignment.parameters):
         for name, value in assignment.parameters.get(profile, {}).items():
             values.setdefault(name, value)
     source += "".join(f"\n{name} = {value!r}" for name, value in values.items() if not assigns(source, name))
-    return _cell("code", grade_id(cell) or "parameters", source, tags=(PARAMETERS_TAG,))
+    return _cell("code", cell_id, source, tags=(PARAMETERS_TAG,))
 
 
 def notebook(assignment: course_config.Assignment, course_dir: Path = course_config.COURSE_DIR):
@@ -96,7 +130,7 @@ def notebook(assignment: course_config.Assignment, course_dir: Path = course_con
                                    "**Goal: what earns full credit, in the student's words.**"),
         _parameters_cell(assignment, template),
         _cell("markdown", "setup_md", "## Setup\n\nThe libraries, and the course's data loaders."),
-        *_data_cells(assignment, template),
+        *(_data_cells(assignment, template) if template is not None else _described_data_cells(assignment)),
         _cell("markdown", "model_md", "## The model\n\nThe idea of this lecture, and what the student builds."),
         _cell("code", "build_model", f"def build_model():\n    {SOLUTION_BEGIN}\n    raise NotImplementedError\n"
                                      f"    {SOLUTION_END}\n\n\nmodel = build_model()\nmodel.summary()", answer=True),

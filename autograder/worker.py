@@ -18,9 +18,8 @@ from functools import lru_cache
 from pathlib import Path
 
 import course_config
-from autograder.exporters import feedback_html, feedback_md
-from autograder.exporters import gradescope as gradescope_export
-from autograder.results import StudentResult, failed_result, save_record
+from autograder.exporters import student_folder
+from autograder.results import StudentResult, failed_result
 
 KIT_DIR = Path(__file__).resolve().parent
 
@@ -42,16 +41,17 @@ def config_digest(assignment: course_config.Assignment, profile: course_config.P
     from autograder.datasets.tasks import task_class
 
     facts = [repr(assignment), repr(profile), repr(course_config.LIMITS), f"execute={execute}"]
-    facts += [repr(fact) for fact in task_class(assignment.dataset).course_facts(profile)]
+    facts += [repr(fact) for fact in task_class(assignment).course_facts(profile)]
     return hashlib.sha256("\n".join(facts).encode()).hexdigest()[:16]
 
 
 @dataclass
 class Job:
-    """How a worker grades: the profile and mode, the sandbox, the folders, the limits.
+    """How a worker grades: the assignments, the profile and mode, the sandbox, the folders, the limits.
 
-    The profile and the limits travel resolved, so that a worker grades by the facts the client
-    fingerprinted (a spawned process or a Dask worker imports course_config afresh)."""
+    The assignments, the profile and the limits travel resolved, so that a worker grades by the facts the
+    client fingerprinted, never by its own reading of course_config (a spawned process or a Dask worker
+    imports it afresh)."""
 
     profile: course_config.Profile
     execute: bool
@@ -61,6 +61,11 @@ class Job:
     threads: int = 0
     gpus: int = 0  # > 0: a re-executed notebook is given the worker's GPUs (--gpus-per-task)
     limits: course_config.Limits = field(default_factory=lambda: course_config.LIMITS)
+    assignments: dict[str, course_config.Assignment] = field(default_factory=dict)  # by name: those of the batch
+
+    def assignment(self, name: str) -> course_config.Assignment:
+        """The assignment ``name`` as the client resolved it (KeyError for one that is not the batch's)."""
+        return self.assignments[name]
 
 
 def default_workers() -> int:
@@ -80,12 +85,7 @@ def task_for(assignment: course_config.Assignment, profile: course_config.Profil
 
 def write_student_files(result: StudentResult, folder: Path) -> None:
     """The student's files (results.json, feedback pages), then the record that says they are complete."""
-    folder.mkdir(parents=True, exist_ok=True)
-    record = result.to_dict()
-    gradescope_export.write(result, folder)
-    feedback_md.write(result, folder)
-    feedback_html.write(record, folder)
-    save_record(result, folder, record)
+    student_folder.write(result, folder)
 
 
 def clear_run_files(assignment: course_config.Assignment, folder: Path) -> None:

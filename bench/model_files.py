@@ -268,12 +268,13 @@ def grade_file(path: str, assignment_name: str, model_name: str) -> dict:
 
 
 def own_figure(rec: dict, out: Path, truth: Truth) -> float:
-    from autograder.metrics import accuracy, roc_auc
+    from autograder.datasets.tasks import task_class
+    from autograder.model_checks import measure
 
     outputs = np.load(out / rec["outputs"])
-    if rec["assignment"] == "susy":
-        return round(roc_auc(outputs.reshape(len(outputs), -1)[:, -1], truth.susy_y_test), 6)
-    return round(accuracy(outputs, truth.mnist_y_test), 6)
+    metric = task_class(course_config.assignment(rec["assignment"])).metric_spec.as_facts()
+    labels = truth.susy_y_test if rec["assignment"] == "susy" else truth.mnist_y_test
+    return round(measure(metric, outputs, labels), 6)
 
 
 def engine_text(engine) -> str:

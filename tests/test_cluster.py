@@ -509,7 +509,7 @@ def test_a_task_checks_its_worker_against_the_digests_it_carries(klass, tmp_path
     from autograder.grading import files
 
     profile = course_config.profile("quick")
-    job = worker.Job(profile, False, None, klass, tmp_path, threads=1)
+    job = worker.Job(profile, False, None, klass, tmp_path, threads=1, assignments={A.name: A})
     expected = expectations(job, [A], {A.name: worker.task_for(A, profile, {}).fingerprint()}, strict=False)
     tampered = {**expected, "config": {A.name: "0" * 16}, "id": "another-batch"}
     packed = files.pack(klass / "s0" / A.name, course_config.LIMITS.max_submission_mb)

@@ -92,17 +92,17 @@ def test_notebook_goal_is_the_full_profile_full_credit(name):
 
 
 def test_an_unknown_dataset_is_an_error_not_a_default():
-    """An assignment on a dataset the kit does not know is refused wherever it is used, never graded by a guess (the
-    metric of another dataset, another dataset's test data)."""
+    """An assignment on a dataset the kit does not know is refused when the configuration is written, never graded
+    by a guess (the metric of another dataset, another dataset's test data); so is a metric the kit does not know
+    and a threshold that reads the metric the wrong way round."""
     import dataclasses
 
-    from autograder.course_check import facts_of
-    from autograder.datasets.tasks import load_task
-    from autograder.worker import config_digest
-
-    fashion = dataclasses.replace(course_config.MNIST_DENSE, dataset="fashion_mnist")
-    profile = course_config.profile("quick")
-    for use in (lambda: facts_of(fashion, "full"), lambda: config_digest(fashion, profile, False),
-                lambda: load_task(fashion, profile)):
-        with pytest.raises(ValueError, match="unknown dataset 'fashion_mnist': the kit knows mnist, susy"):
-            use()
+    with pytest.raises(ValueError, match="unknown dataset 'fashion_mnist': the kit knows mnist, susy; describe"):
+        dataclasses.replace(course_config.MNIST_DENSE, dataset="fashion_mnist")
+    with pytest.raises(ValueError, match="unknown metric 'f1': the kit knows accuracy, mean_absolute_error, roc_auc"):
+        course_config.Dataset("fashion", "Fashion-MNIST", "keras.datasets.fashion_mnist:load_data", metric="f1")
+    with pytest.raises(ValueError, match="is not installed here"):
+        course_config.Metric("f1", "F1", "no_such_module.metrics:f1", "classes")
+    error = course_config.Dataset("diabetes", "diabetes", "sklearn.datasets:load_diabetes", "mean_absolute_error")
+    with pytest.raises(ValueError, match="lower_is_better=False, but mean absolute error is lower-is-better"):
+        dataclasses.replace(course_config.MNIST_DENSE, dataset=error, described=None)

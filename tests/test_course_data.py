@@ -29,7 +29,7 @@ def isolated(monkeypatch, tmp_path):
     """No COURSE_DATA_DIR, an empty Keras cache, and no real download."""
     monkeypatch.delenv("COURSE_DATA_DIR", raising=False)
     monkeypatch.setenv("KERAS_HOME", str(tmp_path / "keras_home"))
-    monkeypatch.setattr(course_data, "MNIST_URL", "http://127.0.0.1:9/mnist.npz")  # nothing listens there
+    monkeypatch.setattr(course_data.mnist, "MNIST_URL", "http://127.0.0.1:9/mnist.npz")  # nothing listens there
     return tmp_path
 
 
@@ -63,7 +63,7 @@ def test_downloads_into_keras_cache_when_nowhere_else(real_file, isolated, monke
     server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), handler)
     threading.Thread(target=server.serve_forever, daemon=True).start()
     try:
-        monkeypatch.setattr(course_data, "MNIST_URL", f"http://127.0.0.1:{server.server_address[1]}/mnist.npz")
+        monkeypatch.setattr(course_data.mnist, "MNIST_URL", f"http://127.0.0.1:{server.server_address[1]}/mnist.npz")
         (x_train, _), _ = load_mnist()
     finally:
         server.shutdown()
@@ -142,24 +142,34 @@ def test_the_test_part_alone_is_read_and_checked(mnist, tmp_path):
 
 
 def test_loader_is_standalone():
-    """Students get this file alone: at import time it needs only numpy and the standard library.
+    """Students get this package alone: at import time every module of it needs only numpy and the standard
+    library, and its modules import one another relatively (it is imported as ``course_data``, not autograder's).
 
     Optional accelerators (pyarrow, tqdm) may be imported inside functions, each with a fallback.
     """
     import ast
     import sys
 
-    tree = ast.parse(Path(course_data.__file__).read_text())
-    top = set()
-    for node in tree.body:
-        if isinstance(node, ast.Import):
-            top |= {alias.name.split(".")[0] for alias in node.names}
-        elif isinstance(node, ast.ImportFrom) and node.module:
-            top.add(node.module.split(".")[0])
-    assert top - set(sys.stdlib_module_names) <= {"numpy", "__future__"}
-    inner = {alias.name.split(".")[0] for node in ast.walk(tree) if isinstance(node, ast.Import) for alias in node.names}
-    inner |= {node.module.split(".")[0] for node in ast.walk(tree) if isinstance(node, ast.ImportFrom) and node.module}
-    assert inner - set(sys.stdlib_module_names) <= {"numpy", "__future__", "tqdm", "pyarrow"}
+    package = Path(course_data.__file__).parent
+    paths = sorted(package.glob("*.py"))
+    siblings = {path.stem for path in paths}
+    assert {"__init__", "common", "mnist", "susy"} <= siblings
+    for path in paths:
+        tree = ast.parse(path.read_text())
+        top = set()
+        for node in tree.body:
+            if isinstance(node, ast.Import):
+                top |= {alias.name.split(".")[0] for alias in node.names}
+            elif isinstance(node, ast.ImportFrom) and node.level == 0 and node.module:
+                top.add(node.module.split(".")[0])
+        assert top - set(sys.stdlib_module_names) <= {"numpy", "__future__"}, path.name
+        inner = {alias.name.split(".")[0] for node in ast.walk(tree) if isinstance(node, ast.Import)
+                 for alias in node.names}
+        inner |= {node.module.split(".")[0] for node in ast.walk(tree)
+                  if isinstance(node, ast.ImportFrom) and node.level == 0 and node.module}
+        assert inner - set(sys.stdlib_module_names) <= {"numpy", "__future__", "tqdm", "pyarrow"}, path.name
+        relative = [node for node in ast.walk(tree) if isinstance(node, ast.ImportFrom) and node.level]
+        assert all(node.level == 1 and node.module in siblings for node in relative), path.name
 
 
 # -- moved digits ------------------------------------------------------------------------------

@@ -29,7 +29,8 @@ def test_grade_execute_quick_reference_full_marks_untouched_release_zero(name, t
         runnable_solution(a, submitted / "reference_again" / name)
     # Stale model files next to the untouched notebook must not be graded: only what the run saves counts.
     for spec in a.models:
-        shutil.copyfile(course_config.COURSE_DIR / "autograder" / "course_data.py", submitted / "untouched" / name / spec.file)
+        shutil.copyfile(course_config.COURSE_DIR / "autograder" / "course_data" / "mnist.py",
+                        submitted / "untouched" / name / spec.file)
     out = tmp_path / "out"
     proc = subprocess.run(
         [sys.executable, "-m", "autograder", "grade", name, str(submitted), "--out", str(out), "--execute", "--profile", "quick"],

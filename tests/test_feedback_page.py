@@ -78,7 +78,7 @@ def mnist_record(mnist, *, student="ada", output=None, check_messages=None, flag
                         **(check_messages or {})}),
         output=output if output is not None else "Graded the model file you saved (mnist_cnn.keras).",
         seconds=1.2, extra={"profile": "quick", "executed": False},
-        details={"model": {"kind": "mnist", "file": "mnist_cnn.keras", "accuracy": accuracy,
+        details={"model": {"kind": "confusion", "file": "mnist_cnn.keras", "accuracy": accuracy,
                            "confusion": confusion.tolist(), "misclassified": misclassified}},
         flags=flags or [],
     )
@@ -269,7 +269,7 @@ def test_malformed_records_render_without_plots():
         "checks": [{"title": "no numbers"}, "not a dict", {"id": "x", "points": 1, "score": 0.5, "status": "passed"}],
         "flags": ["just a string"],
         "details": {
-            "model": {"kind": "mnist", "confusion": [[1, 2], [3]], "misclassified": [{"image": [[0] * 27] * 28}, 7]},
+            "model": {"kind": "confusion", "confusion": [[1, 2], [3]], "misclassified": [{"image": [[0] * 27] * 28}, 7]},
             "broken": {"kind": "roc", "fpr": ["a", "b"], "tpr": [0.1]},
             "odd": "not a dict",
             "other": {"kind": "unknown"},

@@ -19,7 +19,7 @@ from sqlalchemy.exc import SAWarning
 
 import course_config
 from autograder.exporters.gradebook import db_url_of, ensure_assignment, notebook_id, write_gradebook
-from autograder.release import nbgrader_env
+from autograder.notebook import nbgrader_env
 from autograder.results import CheckResult, StudentResult
 
 COURSE = course_config.COURSE_DIR

@@ -59,7 +59,8 @@ def test_the_cell_carries_the_graders_own_files(tmp_path):
             assert names == release.helper_files(a)
             for name in names:
                 assert archive.read(name) == (release.HELPERS_DIR / name).read_bytes(), name
-    assert {"course_data.py", "course_check.py", "keras_numpy/__init__.py"} <= set(release.helper_files(A))
+    assert {"course_data/__init__.py", "course_data/mnist.py", "course_check.py", "keras_numpy/__init__.py"} <= set(
+        release.helper_files(A))
 
 
 def test_a_clean_folder_without_network_imports_the_helpers(tmp_path):
@@ -68,7 +69,7 @@ def test_a_clean_folder_without_network_imports_the_helpers(tmp_path):
         "import course_check, keras_numpy\nfrom course_data import load_mnist\n"
         "print('IMPORTED', load_mnist.__module__, keras_numpy.load.__module__, course_check.verdict.__name__)\n"))
     assert proc.returncode == 0, proc.stderr
-    assert "IMPORTED course_data keras_numpy" in proc.stdout
+    assert "IMPORTED course_data.mnist keras_numpy" in proc.stdout
     assert "course helpers" in proc.stdout and "ready" in proc.stdout
     assert list(tmp_path.iterdir()) == []  # no helper files next to the notebook
 

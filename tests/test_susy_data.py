@@ -35,7 +35,7 @@ def isolated(monkeypatch, tmp_path):
     """A private Keras cache, no COURSE_DATA_DIR, and no real download."""
     monkeypatch.delenv("COURSE_DATA_DIR", raising=False)
     monkeypatch.setenv("KERAS_HOME", str(tmp_path / "keras_home"))
-    monkeypatch.setattr(course_data, "SUSY_URL", "http://127.0.0.1:9/SUSY.csv.gz")  # nothing listens there
+    monkeypatch.setattr(course_data.susy, "SUSY_URL", "http://127.0.0.1:9/SUSY.csv.gz")  # nothing listens there
     return tmp_path
 
 
@@ -112,7 +112,7 @@ def test_cache_hit_returns_identical_arrays_without_parsing(events, uci_gz, monk
     def no_parsing(*args, **kwargs):
         raise AssertionError("parsed again instead of using the cache")
 
-    monkeypatch.setattr(course_data, "_read_stream", no_parsing)
+    monkeypatch.setattr(course_data.susy, "_read_stream", no_parsing)
     X2, y2 = load_susy(uci_gz, stop=2000)
     np.testing.assert_array_equal(X1, X2)
     np.testing.assert_array_equal(y1, y2)
@@ -204,11 +204,11 @@ def test_numpy_fallback_without_pyarrow(events, tmp_path, monkeypatch):
 
 
 def test_module_stays_standalone(tmp_path):
-    """course_data.py is copied next to notebooks: it must import with numpy and the stdlib alone."""
+    """course_data/ is carried by every notebook: it must import with numpy and the stdlib alone."""
     code = (
         "import sys\n"
         "for name in ('pyarrow', 'pandas', 'tqdm', 'keras', 'autograder'): sys.modules[name] = None\n"
-        f"sys.path.insert(0, {str(Path(course_data.__file__).parent)!r})\n"
+        f"sys.path.insert(0, {str(Path(course_data.__file__).parent.parent)!r})\n"
         "import course_data\n"
         "print(len(course_data.SUSY_FEATURES))\n"
     )
@@ -231,7 +231,7 @@ def test_error_names_every_place_and_the_fix(isolated, monkeypatch):
     for name in course_data.SUSY_FILE_NAMES:
         assert str(isolated / "nowhere" / name) in msg
         assert str(isolated / "keras_home" / "datasets" / name) in msg
-    assert course_data.SUSY_URL in msg and "Fix:" in msg and "COURSE_DATA_DIR" in msg
+    assert course_data.susy.SUSY_URL in msg and "Fix:" in msg and "COURSE_DATA_DIR" in msg
 
 
 class CountingHandler(http.server.SimpleHTTPRequestHandler):
@@ -265,7 +265,7 @@ def test_download_streams_stops_early_and_keeps_the_rows(events, isolated, monke
     server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), handler)
     threading.Thread(target=server.serve_forever, daemon=True).start()
     try:
-        monkeypatch.setattr(course_data, "SUSY_URL", f"http://127.0.0.1:{server.server_address[1]}/SUSY.csv.gz")
+        monkeypatch.setattr(course_data.susy, "SUSY_URL", f"http://127.0.0.1:{server.server_address[1]}/SUSY.csv.gz")
         X, y = load_susy(start=100, stop=300, download=True)
     finally:
         server.shutdown()
@@ -287,7 +287,7 @@ def test_download_of_every_row_keeps_the_file(events, uci_gz, isolated, monkeypa
     server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), handler)
     threading.Thread(target=server.serve_forever, daemon=True).start()
     try:
-        monkeypatch.setattr(course_data, "SUSY_URL", f"http://127.0.0.1:{server.server_address[1]}/SUSY.csv.gz")
+        monkeypatch.setattr(course_data.susy, "SUSY_URL", f"http://127.0.0.1:{server.server_address[1]}/SUSY.csv.gz")
         X, y = load_susy()
     finally:
         server.shutdown()

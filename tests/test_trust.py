@@ -10,7 +10,7 @@ import pytest
 import course_config
 from autograder import batch
 from autograder.exporters.gradebook import write_gradebook
-from autograder.release import nbgrader_env
+from autograder.notebook import nbgrader_env
 from tests.helpers import make_submission
 
 A = course_config.MNIST_DENSE

@@ -11,5 +11,7 @@ CHECKS_DIR = Path(__file__).resolve().parent
 
 
 def check_module(assignment_name: str) -> Path:
-    """The pytest file holding the checks of an assignment."""
-    return CHECKS_DIR / f"test_{assignment_name}.py"
+    """The pytest file holding the checks of an assignment: its own module, or, for an assignment described
+    by its configuration alone, :mod:`autograder.checks.from_config`."""
+    own = CHECKS_DIR / f"test_{assignment_name}.py"
+    return own if own.is_file() else CHECKS_DIR / "from_config.py"

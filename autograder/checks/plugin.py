@@ -55,6 +55,11 @@ class GradingPlugin:
         self.errors: set[str] = set()  # checks that raised something other than a failed assertion: the grader's fault
         self._scores: dict[str, Score] = {}
 
+    @property
+    def assignment_of_run(self):
+        """The assignment whose checks run (for a check module that makes its tests from the configuration)."""
+        return self._assignment
+
     # -- configuration ---------------------------------------------------------------------
     def pytest_configure(self, config):
         config.addinivalue_line("markers", "check(id): the graded check (from course_config) this test decides")
@@ -97,6 +102,18 @@ class GradingPlugin:
     def labels(self, request):
         """The labels of the check's hidden test set (trusted side only)."""
         return self._submission.labels_on(self._test_set(request))
+
+    @pytest.fixture
+    def measured(self, predictions, labels):
+        """The dataset's metric of those predictions (``autograder.model_checks.measure``)."""
+        from autograder.model_checks import measure
+
+        return measure(self._submission.metric.as_facts(), predictions, labels)
+
+    @pytest.fixture
+    def metric_title(self):
+        """The dataset's metric as students read it ("accuracy", "ROC AUC", "mean absolute error")."""
+        return self._submission.metric.title
 
     @pytest.fixture
     def advice(self, request):

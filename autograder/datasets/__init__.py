@@ -1,3 +1,9 @@
-"""The hidden test data of each dataset, the grader's side (:mod:`~autograder.datasets.tasks`), and the
-offline SUSY simulator (:mod:`~autograder.datasets.susy_sim`). The loaders students use are
-``autograder/course_data.py``, shipped beside every notebook."""
+"""The datasets the kit grades on: a module per dataset, the grader's side of each.
+
+The kit's own datasets are ``autograder.config.BUILT_IN_DATASETS`` (MNIST, SUSY:
+``autograder/datasets/<name>.py``); any other is described as data in the course's configuration
+(``autograder.config.Dataset``) and graded by :mod:`~autograder.datasets.described`.
+:mod:`~autograder.datasets.tasks` finds the one an assignment names. The loaders students use are the
+``autograder/course_data/`` package, shipped beside every notebook. Nothing outside a dataset's own
+modules branches on a dataset's name (``tests/test_layout.py`` looks).
+"""

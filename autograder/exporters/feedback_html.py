@@ -513,7 +513,7 @@ def _details(record: dict) -> str:
     for name, detail in details.items():
         if not isinstance(detail, dict):
             continue
-        if detail.get("kind") == "mnist":
+        if detail.get("kind") == "confusion":
             parts.append(_mnist_section(name, detail))
         elif detail.get("kind") == "roc":
             rocs.append((name, detail))

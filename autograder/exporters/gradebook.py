@@ -50,6 +50,7 @@ def ensure_assignment(assignment: course_config.Assignment, db_url: str, *,
     submissions of the assignment whose graded cells differ from course_config's checks.
     """
     from autograder import release
+    from autograder.notebook import run_nbgrader
 
     source = Path(course_dir) / "source" / assignment.name
     if not (source / assignment.notebook).is_file():
@@ -63,7 +64,7 @@ def ensure_assignment(assignment: course_config.Assignment, db_url: str, *,
                         ignore=shutil.ignore_patterns(*release.IGNORED))
         release.sync_grading_cells(assignment, root)
         shutil.copyfile(release.NBGRADER_CONFIG_FILE, root / "nbgrader_config.py")
-        release._nbgrader("generate_assignment", assignment.name, root, *extra)
+        run_nbgrader("generate_assignment", assignment.name, root, *extra, error=release.ReleaseError)
 
 
 def _flagged(result) -> set[str]:
@@ -113,7 +114,7 @@ def write_gradebook(results, db_url: str, *, course_dir: Path = course_config.CO
     from sqlalchemy.exc import SAWarning
 
     from autograder.exporters.nbgrader_course import sync_timestamps, write_course_folders
-    from autograder.release import check_cell_id
+    from autograder.notebook import check_cell_id
 
     results = list(results)
     assignments = _validate(results)
@@ -142,7 +143,7 @@ def write_gradebook(results, db_url: str, *, course_dir: Path = course_config.CO
                 counts["new_submissions"] += 1
             flagged = _flagged(r)
             for check in r.checks:
-                grade = gb.find_grade(check_cell_id(a.check(check.id)), notebook_id(a), a.name, r.student)
+                grade = gb.find_grade(check_cell_id(check.id), notebook_id(a), a.name, r.student)
                 grade.auto_score = float(check.score)
                 # A flagged check waits for a TA; once a TA has scored it, the flag is settled.
                 grade.needs_manual_grade = check.id in flagged and grade.manual_score is None

@@ -28,7 +28,6 @@ import zipfile
 from pathlib import Path
 
 import course_config
-from autograder.course_data import DATA_DIR_ENV
 
 HERE = Path(__file__).resolve().parent
 TEMPLATES = ("setup.sh", "run_autograder")  # shipped next to this module, copied to the zip's root
@@ -83,66 +82,16 @@ def kit_files(assignment: course_config.Assignment) -> list[tuple[str, Path]]:
     return entries
 
 
-def _mnist_file() -> Path:
-    """The grader's MNIST: the first candidate that validates and holds the test labels."""
-    from autograder.course_data import DataError, mnist_candidates, read_mnist_file
-
-    tried = []
-    for where, path in mnist_candidates():
-        if not path.is_file():
-            tried.append(f"  - {where}: {path} (not there)")
-            continue
-        try:
-            arrays = read_mnist_file(path)
-        except DataError as exc:
-            tried.append(f"  - {where}: {exc}")
-            continue
-        if "y_test" not in arrays:
-            tried.append(f"  - {where}: {path} has no test labels (a sandbox copy?)")
-            continue
-        return path
-    raise BundleError(
-        "the Gradescope bundle needs MNIST with its test labels (the hidden test data), and none was found:\n"
-        + "\n".join(tried)
-        + f"\nFix: set {DATA_DIR_ENV} to a folder holding the full mnist.npz (Keras' copy)."
-    )
-
-
-def _susy_file() -> Path:
-    """The UCI SUSY file, for profiles that grade on its standard test split."""
-    from autograder.course_data import SUSY_URL, DataError, read_susy_file, susy_candidates
-
-    tried = []
-    for where, path in susy_candidates():
-        if not path.is_file():
-            tried.append(f"  - {where}: {path} (not there)")
-            continue
-        try:
-            read_susy_file(path, start=0, stop=10, cache=False)
-        except DataError as exc:
-            tried.append(f"  - {where}: {exc}")
-            continue
-        return path
-    raise BundleError(
-        "the Gradescope bundle needs the UCI SUSY file (its last 500,000 events are the hidden test data of "
-        "this profile), and none was found:\n" + "\n".join(tried)
-        + f"\nFix: download {SUSY_URL} into a folder and set {DATA_DIR_ENV} to it, "
-        "or build with --profile quick (simulated events, no data file)."
-    )
-
-
 def data_files(assignment: course_config.Assignment, profile: course_config.Profile) -> list[Path]:
-    """The hidden test data ``assignment`` is graded on under ``profile`` (empty for simulated SUSY)."""
-    if assignment.dataset == "mnist":
-        return [_mnist_file()]
-    if assignment.dataset == "susy":
-        source = course_config.SUSY_DATA[profile.name].source
-        if source == "simulated":
-            return []
-        if source == "uci":
-            return [_susy_file()]
-        raise BundleError(f"SUSY_DATA[{profile.name!r}] has unknown source {source!r}")
-    raise BundleError(f"{assignment.name}: no bundle recipe for dataset {assignment.dataset!r}")
+    """The hidden test data ``assignment`` is graded on under ``profile``, as files the image needs (the dataset
+    says which: none for data made where the kit runs)."""
+    from autograder.course_data import DataError
+    from autograder.datasets.tasks import task_class
+
+    try:
+        return task_class(assignment).hidden_data_files(profile)
+    except DataError as exc:
+        raise BundleError(f"the Gradescope bundle of {assignment.name}: {exc}") from None
 
 
 def _sha256(path: Path) -> str:

@@ -231,11 +231,11 @@ def grade(root: Path):
     backend = choose_backend(source)
     from autograder import sandbox
 
-    weak = sandbox.strict_problems(backend)
-    if weak and course_config.LIMITS.require_kernel_limits:
-        raise Refused("strict mode: the kernel does not enforce these sandbox limits here: " + "; ".join(weak))
-    for problem in weak:  # in Gradescope's debugging output, for course staff
-        print(f"WARNING: a sandbox limit the kernel does not enforce here: {problem}", file=sys.stderr)
+    try:  # warnings go to Gradescope's debugging output, for course staff
+        weak = sandbox.preflight(backend, course_config.LIMITS.require_kernel_limits,
+                                 lambda line: print(line, file=sys.stderr))
+    except sandbox.StrictRefused as exc:
+        raise Refused(str(exc)) from None
     data = check_data(source, bundle)
     # The grader's own process reads the bundle's data (the sandbox's child gets its own environment,
     # with /data holding no labels); caches Keras keeps while reading go to the root-only folder too.
@@ -261,22 +261,11 @@ def grade(root: Path):
 
 
 def write_results(result, results_dir: Path) -> None:
-    """results.json (atomically), then the feedback pages next to it when the kit has them."""
-    from autograder.exporters import gradescope
+    """results.json (atomically), then the feedback pages next to it (one that fails to render costs nobody
+    their score)."""
+    from autograder.exporters import student_folder
 
-    gradescope.write(result, results_dir)
-    try:
-        from autograder.exporters import feedback_html
-    except ImportError:  # optional
-        feedback_html = None
-    try:
-        from autograder.exporters import feedback_md
-
-        feedback_md.write(result, results_dir)
-        if feedback_html is not None:
-            feedback_html.write(result.to_dict(), results_dir)
-    except Exception:  # a page that fails to render costs nobody their score
-        traceback.print_exc(file=sys.stderr)
+    student_folder.write(result, results_dir, record=False, pages_may_fail=True)
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -66,6 +66,7 @@ class Submission:
     limits_hit: list[str] = field(default_factory=list)
     # Per model: why its metrics fall short when the grader can tell (a model that expects 0-255 pixels).
     diagnoses: dict[str, str] = field(default_factory=dict)
+    metric: course_config.Metric | None = None  # what the metric checks measure (the dataset's metric)
 
     def predictions_on(self, test_set: str) -> dict[str, np.ndarray]:
         """Each model's outputs on one hidden test set."""
@@ -99,7 +100,8 @@ def prepare_submission(
 ) -> Submission:
     """Everything the checks need to know about one student's submission (``carried_notes``: what was left
     out of ``src`` before it got here, e.g. by :func:`autograder.grading.files.pack`)."""
-    submission = Submission(student=student, assignment=assignment, profile=profile.name, labels=task.labels)
+    submission = Submission(student=student, assignment=assignment, profile=profile.name, labels=task.labels,
+                            metric=task.metric_spec)
     caveat = None if execute else task.saved_model_caveat()
     if caveat:
         submission.notes.append(f"Note: {caveat}.")

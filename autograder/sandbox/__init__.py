@@ -27,7 +27,14 @@ from autograder.sandbox.backends import (
     default_backend,
     unreachable_for_nobody,
 )
-from autograder.sandbox.enforcement import Enforcement, enforcement, gpu_check, strict_problems
+from autograder.sandbox.enforcement import (
+    Enforcement,
+    StrictRefused,
+    enforcement,
+    gpu_check,
+    preflight,
+    strict_problems,
+)
 from autograder.sandbox.gpus import gpu_devices
 from autograder.sandbox.limits import DATA, NOBODY, WORK, die_with_parent
 from autograder.sandbox.result import NO_SPACE, SandboxResult, space_limits
@@ -38,5 +45,6 @@ __all__ = [
     "BACKENDS", "DATA", "NOBODY", "NO_SPACE", "SANDBOX_ENV", "SCRATCH_PREFIX", "WORK", "Enforcement",
     "SandboxResult", "available_backends", "copy_engine", "default_backend", "die_with_parent", "enforcement",
     "gpu_check", "gpu_devices", "install_job", "python_argv", "run_job", "scratch", "space_limits", "strict_problems",
+    "StrictRefused", "preflight",
     "unreachable_for_nobody",
 ]

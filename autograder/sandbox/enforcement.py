@@ -69,6 +69,25 @@ def strict_problems(backend: str | None = None) -> list[str]:
     return [f"{e.resource}: {e.how}" for e in enforcement(backend) if not e.kernel]
 
 
+class StrictRefused(RuntimeError):
+    """Strict mode and a limit the kernel does not enforce here: nothing may be graded."""
+
+
+def preflight(backend: str, strict: bool, warn) -> list[str]:
+    """Before grading anything: the limits the kernel does not enforce here. In strict mode, StrictRefused naming
+    them; otherwise each is said through ``warn`` (a function of one line), and returned."""
+    weak = strict_problems(backend)
+    if weak and strict:
+        raise StrictRefused(
+            "strict mode: the kernel does not enforce these sandbox limits here, so nothing was graded:\n  "
+            + "\n  ".join(weak)
+            + "\n(`autograder doctor` shows every limit; grade as root on a machine with cgroups and bubblewrap)"
+        )
+    for problem in weak:
+        warn(f"WARNING: a sandbox limit the kernel does not enforce here: {problem}")
+    return weak
+
+
 def gpu_check(backend: str | None = None, devices: dict[str, str] | None = None) -> dict:
     """Run a child with ``devices`` (default: this machine's GPUs) and report what it could use there.
 

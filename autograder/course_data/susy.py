@@ -1,23 +1,10 @@
-"""Load the course data sets, validated by content, from the first place that has them.
+"""SUSY, the UCI data set of Baldi, Sadowski, Whiteson, Nature Communications 5, 4308 (2014).
 
-This file is standalone on purpose: every assignment notebook carries it in its helper cell (written
-by `autograder release`), which unpacks it as ``course_data``, so a student's notebook imports it
-unchanged on Colab, on a laptop, and inside the grader's sandbox. It needs only numpy (and tqdm, if
-installed, for the download progress bar). Edit ``autograder/course_data.py`` and run ``autograder
-release``.
-
-MNIST is looked for, in this order:
-
-1. ``$COURSE_DATA_DIR/mnist.npz`` (the course's data folder; the grader's sandbox uses this too),
-2. the Keras cache, ``~/.keras/datasets/mnist.npz`` (where ``keras.datasets.mnist`` keeps it),
-3. a download of Keras' copy into that cache, with a progress bar.
-
-Files are checked by what they contain (array shapes, dtypes, label counts and a SHA-256 of each
-array), not by their bytes, so any pixel-exact copy of MNIST is accepted.
-
-SUSY (UCI; Baldi, Sadowski, Whiteson 2014) is looked for the same way (``SUSY.csv.gz`` or
-``SUSY.csv``); ``load_susy`` reads only the rows asked for, streams a download instead of waiting
-for the whole file, and keeps the parsed rows in the Keras cache so the next load is instant.
+5,000,000 simulated events, one per line: the label (1 = chargino pair signal, 0 = WW background)
+then 8 low-level and 10 high-level features, as %.18e, no header. SUSY is looked for the way MNIST
+is (``SUSY.csv.gz`` or ``SUSY.csv``); ``load_susy`` reads only the rows asked for, streams a download
+instead of waiting for the whole file, and keeps the parsed rows in the Keras cache so the next load
+is instant.
 """
 
 from __future__ import annotations
@@ -26,7 +13,6 @@ import hashlib
 import json
 import os
 import shutil
-import sys
 import tempfile
 import urllib.request
 import warnings
@@ -36,210 +22,7 @@ from pathlib import Path
 
 import numpy as np
 
-DATA_DIR_ENV = "COURSE_DATA_DIR"
-MNIST_FILE = "mnist.npz"
-MNIST_URL = "https://storage.googleapis.com/tensorflow/tf-keras-datasets/mnist.npz"
-
-# What real MNIST contains, array by array (Keras key layout).
-MNIST_ARRAYS = {
-    "x_train": ((60000, 28, 28), "uint8", "741c988805d008ac6e4c904b69001ba184c24b2c540a4ef403f4c71b676cf757"),
-    "y_train": ((60000,), "uint8", "1feba77c54802fa5339a11837ea4b2866434b83314ec45192930f1df69120c13"),
-    "x_test": ((10000, 28, 28), "uint8", "6d87418db22cc8025d05968bec9bd5c3932904b23485740db143a061a2c9d161"),
-    "y_test": ((10000,), "uint8", "ddeff807876a9661a1110d45c266c86239a3a1b7d37da0c3716a7a683c852ff5"),
-}
-MNIST_LABEL_COUNTS = {
-    "y_train": (5923, 6742, 5958, 6131, 5842, 5421, 5918, 6265, 5851, 5949),
-    "y_test": (980, 1135, 1032, 1010, 982, 892, 958, 1028, 974, 1009),
-}
-# The grader's sandbox copy leaves out the test labels; every other array is required.
-MNIST_OPTIONAL = ("y_test",)
-
-
-class DataError(RuntimeError):
-    """A data set could not be found, read or validated; the message says where and how to fix it."""
-
-
-def keras_cache_dir() -> Path:
-    """The folder where Keras caches downloaded data sets (``$KERAS_HOME/datasets``)."""
-    base = os.environ.get("KERAS_HOME") or os.path.join(os.path.expanduser("~"), ".keras")
-    return Path(base) / "datasets"
-
-
-def mnist_candidates() -> list[tuple[str, Path]]:
-    """Where MNIST is looked for, in order, as (description, path) pairs."""
-    places = []
-    data_dir = os.environ.get(DATA_DIR_ENV)
-    if data_dir:
-        places.append((f"${DATA_DIR_ENV}", Path(data_dir) / MNIST_FILE))
-    places.append(("Keras cache", keras_cache_dir() / MNIST_FILE))
-    return places
-
-
-def _sha256(array: np.ndarray) -> str:
-    return hashlib.sha256(np.ascontiguousarray(array).tobytes()).hexdigest()
-
-
-def read_mnist_file(path: str | os.PathLike, parts: tuple[str, ...] = ("train", "test")) -> dict[str, np.ndarray]:
-    """Read and validate one ``mnist.npz`` (only the arrays of ``parts``: "train", "test"); raise DataError
-    saying exactly what is wrong."""
-    path = Path(path)
-    wanted = [key for key in MNIST_ARRAYS if key.split("_", 1)[1] in parts]
-    try:
-        with np.load(path, allow_pickle=False) as npz:
-            found = list(npz.files)
-            arrays = {key: npz[key] for key in wanted if key in found}  # an .npz reads each array on demand
-    except FileNotFoundError:
-        raise DataError(f"{path}: no such file") from None
-    except Exception as exc:  # zipfile.BadZipFile, ValueError, OSError, EOFError ...
-        raise DataError(f"{path}: not a readable .npz file ({type(exc).__name__}: {exc})") from None
-    for key in wanted:
-        shape, dtype, digest = MNIST_ARRAYS[key]
-        if key not in arrays:
-            if key in MNIST_OPTIONAL:
-                continue
-            raise DataError(f"{path}: array {key!r} is missing (found {sorted(found)})")
-        a = arrays[key]
-        if a.shape != shape or a.dtype != np.dtype(dtype):
-            raise DataError(f"{path}: {key} is {a.dtype}{list(a.shape)}, expected {dtype}{list(shape)}")
-        if key in MNIST_LABEL_COUNTS:
-            counts = tuple(int(c) for c in np.bincount(a, minlength=10))
-            if counts != MNIST_LABEL_COUNTS[key]:
-                raise DataError(f"{path}: {key} label counts {counts} are not MNIST's {MNIST_LABEL_COUNTS[key]}")
-        if _sha256(a) != digest:
-            raise DataError(f"{path}: {key} has MNIST's shape but different content (checksum mismatch)")
-    return arrays
-
-
-def _download(url: str, target: Path) -> None:
-    """Download ``url`` to ``target`` atomically, with a progress bar."""
-    target.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=target.parent, suffix=".part")
-    try:
-        with urllib.request.urlopen(url, timeout=30) as response, os.fdopen(fd, "wb") as out:
-            total = int(response.headers.get("Content-Length") or 0)
-            try:
-                from tqdm.auto import tqdm
-
-                bar = tqdm(total=total or None, unit="B", unit_scale=True, desc=f"Downloading {target.name}")
-            except ImportError:  # pragma: no cover - tqdm is optional for students
-                bar = None
-            done = 0
-            while chunk := response.read(1 << 16):
-                out.write(chunk)
-                done += len(chunk)
-                if bar is not None:
-                    bar.update(len(chunk))
-                elif total:
-                    print(f"\rDownloading {target.name}: {100 * done // total:3d}%", end="", file=sys.stderr)
-            if bar is not None:
-                bar.close()
-        shutil.move(tmp, target)
-    finally:
-        if os.path.exists(tmp):
-            os.unlink(tmp)
-
-
-def load_mnist(path: str | os.PathLike | None = None, *, download: bool = True, parts: tuple[str, ...] = ("train", "test")):
-    """Return MNIST as ``(x_train, y_train), (x_test, y_test)``, uint8 arrays in Keras' layout.
-
-    ``y_test`` is ``None`` when the file has no test labels: inside the grader's sandbox the test
-    labels stay with the grader, so evaluate on a validation split that you hold out yourself.
-    ``parts=("test",)`` reads (and checks) the test arrays only; the others are then ``None``.
-    """
-    if path is not None:
-        arrays = read_mnist_file(path, parts)
-    else:
-        arrays = None
-        tried = []
-        for where, candidate in mnist_candidates():
-            if not candidate.exists():
-                tried.append(f"  - {where}: {candidate} (not there)")
-                continue
-            try:
-                arrays = read_mnist_file(candidate, parts)
-                break
-            except DataError as exc:
-                tried.append(f"  - {where}: {exc}")
-                warnings.warn(f"skipping invalid MNIST file: {exc}", stacklevel=2)
-        if arrays is None and download:
-            target = keras_cache_dir() / MNIST_FILE
-            try:
-                _download(MNIST_URL, target)
-                arrays = read_mnist_file(target, parts)
-            except DataError as exc:
-                tried.append(f"  - download from {MNIST_URL}: {exc}")
-            except Exception as exc:  # no network, HTTP error, disk full ...
-                tried.append(f"  - download from {MNIST_URL}: {type(exc).__name__}: {exc}")
-        if arrays is None:
-            raise DataError(
-                "MNIST was not found. Looked in:\n" + "\n".join(tried) + "\n"
-                f"Fix: put a copy of mnist.npz in a folder and set {DATA_DIR_ENV} to that folder, "
-                f"or download {MNIST_URL} to {keras_cache_dir() / MNIST_FILE}."
-            )
-    return (arrays.get("x_train"), arrays.get("y_train")), (arrays.get("x_test"), arrays.get("y_test"))
-
-
-# ---------------------------------------------------------------------------------------------
-# Moved digits: MNIST images rotated, shifted and zoomed the way handwriting varies from writer to
-# writer. The grader scores mnist_augment models on the test digits moved with a seed of its own;
-# notebooks move their validation digits with the same function to show what augmentation buys.
-
-MOVE_ROTATION_DEG = 15.0  # each image turned by an angle drawn uniformly from +-15 degrees
-MOVE_SHIFT_PX = 3.0  # moved by up to 3 pixels along each axis (uniform, sub-pixel)
-MOVE_ZOOM = 0.15  # scaled by a factor drawn uniformly from [0.85, 1.15]
-
-
-def move_digits(images, seed: int, *, rotation_deg: float = MOVE_ROTATION_DEG, shift_px: float = MOVE_SHIFT_PX,
-                zoom: float = MOVE_ZOOM) -> np.ndarray:
-    """Each image rotated, shifted and zoomed at random about its centre: the same ``seed``, the same images.
-
-    ``images`` has the shape ``(N, H, W)`` or ``(N, H, W, 1)``, any dtype (uint8 0-255 or float in
-    [0, 1], say); the result has the same shape and dtype. Every image gets its own angle, shift and
-    zoom, drawn uniformly within the limits; pixels are interpolated bilinearly, and what moves in
-    from outside the image is blank (0).
-    """
-    images = np.asarray(images)
-    squeeze = images.ndim == 4 and images.shape[-1] == 1
-    if not (images.ndim == 3 or squeeze):
-        raise ValueError(f"move_digits expects images of shape (N, H, W) or (N, H, W, 1), not {images.shape}")
-    x = images[..., 0] if squeeze else images
-    n, h, w = x.shape
-    # One row of draws per image, so image i moves the same way whatever follows it.
-    draws = np.random.default_rng(seed).uniform(-1.0, 1.0, (n, 4))
-    angle = np.deg2rad(rotation_deg) * draws[:, 0]
-    scale = 1.0 + zoom * draws[:, 1]
-    shift = (shift_px * draws[:, 2:]).astype(np.float32)
-    # For every output pixel, the point of the input it shows: undo the shift, the rotation and
-    # the zoom about the image centre.
-    cy, cx = (h - 1) / 2.0, (w - 1) / 2.0
-    rows, cols = np.mgrid[0:h, 0:w].astype(np.float32)
-    dy = rows[None] - cy - shift[:, 0, None, None]
-    dx = cols[None] - cx - shift[:, 1, None, None]
-    cos = (np.cos(angle) / scale).astype(np.float32)[:, None, None]
-    sin = (np.sin(angle) / scale).astype(np.float32)[:, None, None]
-    src_y = cos * dy - sin * dx + cy
-    src_x = sin * dy + cos * dx + cx
-    y0, x0 = np.floor(src_y).astype(np.int64), np.floor(src_x).astype(np.int64)
-    fy, fx = (src_y - y0).astype(np.float32), (src_x - x0).astype(np.float32)
-    flat = x.reshape(n, h * w).astype(np.float32)
-    index = np.arange(n)[:, None, None]
-    out = np.zeros((n, h, w), np.float32)
-    for oy, ox, weight in ((0, 0, (1 - fy) * (1 - fx)), (0, 1, (1 - fy) * fx), (1, 0, fy * (1 - fx)), (1, 1, fy * fx)):
-        yy, xx = y0 + oy, x0 + ox
-        inside = (yy >= 0) & (yy < h) & (xx >= 0) & (xx < w)
-        values = flat[index, np.clip(yy, 0, h - 1) * w + np.clip(xx, 0, w - 1)]
-        out += np.where(inside, values, 0.0) * weight
-    if np.issubdtype(images.dtype, np.integer):
-        info = np.iinfo(images.dtype)
-        out = np.clip(np.rint(out), info.min, info.max)
-    out = out.astype(images.dtype)
-    return out[..., None] if squeeze else out
-
-
-# ---------------------------------------------------------------------------------------------
-# SUSY: the UCI data set of Baldi, Sadowski, Whiteson, Nature Communications 5, 4308 (2014).
-# 5,000,000 simulated events, one per line: the label (1 = chargino pair signal, 0 = WW background)
-# then 8 low-level and 10 high-level features, as %.18e, no header.
+from .common import DATA_DIR_ENV, DataError, _progress, keras_cache_dir
 
 SUSY_FILE_NAMES = ("SUSY.csv.gz", "SUSY.csv")
 SUSY_URL = "https://archive.ics.uci.edu/ml/machine-learning-databases/00279/SUSY.csv.gz"
@@ -322,6 +105,14 @@ def load_susy(path=None, *, start=0, stop=None, features="all", download=True, c
         f"named by {DATA_DIR_ENV} (in a notebook, before this cell: import os; os.environ[\"{DATA_DIR_ENV}\"] = "
         "\"/path/to/that/folder\"), or run where the network is reachable."
     )
+
+
+def susy_validation(train_rows: int, share: int):
+    """The validation split the SUSY notebooks hold out: the last ``1/share`` of the first ``train_rows`` events,
+    as ``(X, y)``. Read without downloading anything: raises DataError where no copy of SUSY is here."""
+    X, y = load_susy(stop=train_rows, download=False)
+    n_val = len(X) // share
+    return X[-n_val:], y[-n_val:]
 
 
 def _warn_if_short(path, start, stop, rows):
@@ -807,29 +598,3 @@ def _download_susy(url, start, stop, cache):
         else:
             _cache_save(_url_key(url), url, start, rows, X, y)
     return X, y
-
-
-def _progress(total, desc):
-    """A progress callback: call with a byte count, and with None at the end."""
-    try:
-        from tqdm.auto import tqdm
-
-        bar = tqdm(total=total or None, unit="B", unit_scale=True, desc=desc)
-    except ImportError:  # pragma: no cover - tqdm is optional for students
-        bar = None
-    done = [0]
-
-    def update(n):
-        if n is None:
-            if bar is not None:
-                bar.close()
-            elif total:
-                print(file=sys.stderr)
-            return
-        done[0] += n
-        if bar is not None:
-            bar.update(n)
-        elif total:
-            print(f"\r{desc}: {100 * done[0] // total:3d}%", end="", file=sys.stderr)
-
-    return update
