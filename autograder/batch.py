@@ -14,6 +14,7 @@ from __future__ import annotations
 import os
 import sys
 import time
+import traceback
 from concurrent.futures import ProcessPoolExecutor, as_completed
 from concurrent.futures.process import BrokenProcessPool
 from dataclasses import dataclass, field
@@ -169,6 +170,7 @@ def grade_assignments(
     cluster: str | None = None,
     insecure: bool = False,
     gpus_per_task: int = 0,
+    pseudonyms: dict[str, str] | None = None,
     log=sys.stderr,
 ) -> list[BatchReport]:
     """Grade several assignments in one pool of workers: ``{assignment: students or None for all}``.
@@ -269,13 +271,38 @@ def grade_assignments(
         grades_csv.write(everyone, out_dir / grades_csv.GRADES_FILE)
         task = tasks.get((a.dataset, a.test_sets, profile.name))
         caveat = None if execute or task is None else task.saved_model_caveat()
+        similar = class_report(a, profile, out_dir, task, pseudonyms, log)
         summary.write(everyone, a.name, out_dir, run={"graded": len(report.graded), "skipped": len(report.skipped),
                                                       "wall_s": wall, "workers": workers,
-                                                      **({"warnings": [caveat]} if caveat else {})})
+                                                      **({"warnings": [caveat]} if caveat else {}),
+                                                      **({"similar": similar} if similar is not None else {})})
         for line in report.summary_lines():
             print(line, file=log)
         reports.append(report)
     return reports
+
+
+def class_report(assignment: course_config.Assignment, profile: course_config.Profile, out_dir: Path, task,
+                 pseudonyms: dict[str, str] | None, log) -> int | None:
+    """The class's similarity report and leaderboard (:mod:`autograder.classwide`); the number of flagged pairs.
+
+    Written from the committed results: a failure here costs nobody a grade, it is said and the batch ends as
+    it would have."""
+    if task is None:
+        return None
+    from autograder import classwide
+
+    try:
+        found = classwide.report(assignment, profile, out_dir, task, chosen=pseudonyms)
+    except Exception as exc:  # the grades are committed; the staff's report is not worth a lost run
+        traceback.print_exc(file=log)
+        print(f"WARNING: the class report of {assignment.name} failed ({type(exc).__name__}: {exc}); the grades stand",
+              file=log, flush=True)
+        return None
+    if found["flagged"]:
+        print(f"{assignment.name}: {len(found['flagged'])} pair(s) of similar models flagged for a look: "
+              f"{out_dir / 'similarity.md'}", file=log, flush=True)
+    return len(found["flagged"])
 
 
 class LocalPool:

@@ -57,6 +57,7 @@ def cmd_grade(args) -> int:
         insecure=args.insecure,
         # With --audit (saved models graded here), the GPUs are for the audit's re-runs of notebooks.
         gpus_per_task=0 if args.audit is not None and not args.execute else args.gpus_per_task,
+        pseudonyms=read_pseudonyms(args.pseudonyms),
     )
     if args.audit is not None:
         if args.execute:
@@ -77,6 +78,38 @@ def cmd_grade(args) -> int:
         print(f"autograder: {len(report.internal_errors)} internal grader error(s) ({', '.join(report.internal_errors[:10])}); "
               "run the same command again to grade them again", file=sys.stderr)
         return 3
+    return 0
+
+
+def read_pseudonyms(path: str | None) -> dict[str, str] | None:
+    """The course's pseudonyms for the leaderboard (a CSV of student,pseudonym), or None: derived ones."""
+    if not path:
+        return None
+    from autograder.exporters.leaderboard import read_chosen
+
+    return read_chosen(Path(path))
+
+
+def cmd_class(args) -> int:
+    from autograder import classwide
+    from autograder.datasets.tasks import load_task
+    from autograder.results import load_records
+
+    assignment = course_config.assignment(args.assignment)
+    out = Path(args.out)
+    records = load_records(out, assignment.name)
+    if not records:
+        raise FileNotFoundError(f"{out} holds no graded {assignment.name} results (run autograder grade --out {out})")
+    profiles = sorted({r.extra.get("profile") for r in records if r.extra.get("profile")})
+    profile = course_config.profile(args.profile or (profiles[0] if len(profiles) == 1 else course_config.DEFAULT_PROFILE))
+    task = load_task(assignment, profile)
+    try:
+        found = classwide.report(assignment, profile, out, task, chosen=read_pseudonyms(args.pseudonyms))
+    finally:
+        task.close()
+    print(f"{assignment.name}: {found['pairs']:,} pair(s) of models of {found['students']} student(s) compared, "
+          f"{len(found['flagged'])} flagged pair(s): {out / 'similarity.md'}, {out / 'similarity.html'}; "
+          f"leaderboard: {out / 'leaderboard.html'}")
     return 0
 
 
@@ -246,7 +279,19 @@ def main(argv: list[str] | None = None) -> int:
                    help="with --cluster: each re-run of a notebook (--execute, or --audit's) asks for N of its worker's GPU "
                         "resources and is given the worker's GPUs in the sandbox (start the GPU nodes' workers with "
                         "--resources GPU=<their GPUs>)")
+    p.add_argument("--pseudonyms", metavar="CSV",
+                   help="the names the leaderboard shows (rows of student,pseudonym; default: derived from each "
+                        "student's id with a key kept in the output folder)")
     p.set_defaults(func=cmd_grade)
+
+    p = sub.add_parser("class", help="the class as a whole from committed results: similar models (similarity.md, "
+                                     ".html) and the leaderboard (leaderboard.html)")
+    p.add_argument("assignment", choices=sorted(course_config.ASSIGNMENTS))
+    p.add_argument("--out", required=True, help="the folder `autograder grade --out` wrote")
+    p.add_argument("--profile", choices=sorted(course_config.PROFILES),
+                   help="the profile the results were graded under (default: the one their records name)")
+    p.add_argument("--pseudonyms", metavar="CSV", help="the names the leaderboard shows (rows of student,pseudonym)")
+    p.set_defaults(func=cmd_class)
 
     p = sub.add_parser("gradebook", help="record graded results in an nbgrader gradebook (gradebook.db)")
     p.add_argument("assignment", choices=sorted(course_config.ASSIGNMENTS))

@@ -45,6 +45,7 @@ from pathlib import Path
 
 import course_config
 from autograder.results import RECORD_FILE, StudentResult, failed_result
+from autograder.similarity import EVIDENCE_FILE
 
 LOCAL_PREFIX = "local:"
 CONNECT_TIMEOUT_S = 60  # how long to try reaching a remote scheduler
@@ -198,6 +199,7 @@ def commit(result: dict, back: dict[str, bytes], folder: Path, assignment: cours
     folder = folder.resolve()
     folder.mkdir(parents=True, exist_ok=True)
     clear_run_files(assignment, folder)
+    (folder / EVIDENCE_FILE).unlink(missing_ok=True)  # an earlier grading's, where this one kept none
     for rel in sorted(back, key=lambda r: r == RECORD_FILE):
         target = (folder / rel).resolve()
         if folder not in target.parents:

@@ -45,6 +45,9 @@ class StudentResult:
     details: dict = field(default_factory=dict)  # per model: aggregates for the feedback page
     flags: list[dict] = field(default_factory=list)  # {"check": id, "reason": text}: needs a human look
     fingerprint: str = ""  # what was graded (see autograder.batch.fingerprint)
+    # What the class's similarity report keeps of the models ({"<model>/<what>": array}); written beside the
+    # record as evidence.npz (exporters.student_folder), not part of it.
+    evidence: dict = field(default_factory=dict, repr=False, compare=False)
 
     @property
     def internal_errors(self) -> list[str]:
@@ -69,6 +72,7 @@ class StudentResult:
 
         a = course_config.ASSIGNMENTS.get(self.assignment)
         data = asdict(self)
+        del data["evidence"]  # arrays, kept beside the record (evidence.npz)
         data.update({
             "format": RECORD_FORMAT,
             "title": a.title if a else self.assignment,

@@ -80,8 +80,9 @@ def test_long_modules_say_why():
 # code that ships to students at the bottom; the data and the sandbox; grading one submission; the course's
 # notebooks and the exporters; the batch and where it runs; the entry points at the top.
 LAYERS = (
-    "autograder", "config", "course_data", "keras_numpy", "model_files", "model_checks", "results", "notebook",
-    "datasets", "sandbox", "checks", "grading", "course_check", "release", "scaffold", "exporters", "worker",
+    "autograder", "config", "course_data", "keras_numpy", "model_files", "model_checks", "results", "similarity",
+    "notebook", "datasets", "sandbox", "checks", "grading", "course_check", "release", "scaffold", "exporters",
+    "classwide", "worker",
     "serve", "cluster", "batch", "audit", "nbgrader_plugins", "gradescope", "demo", "cli", "__main__",
 )
 

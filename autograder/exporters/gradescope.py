@@ -36,6 +36,8 @@ def results_json(result: StudentResult) -> dict:
             for i, c in enumerate(result.checks, start=1)
         ],
         "extra_data": {"student": result.student, "assignment": result.assignment, **result.extra},
+        # The hidden-test figures (Gradescope shows them on its leaderboard, under the student's pseudonym).
+        **({"leaderboard": result.extra["leaderboard"]} if result.extra.get("leaderboard") else {}),
     }
 
 

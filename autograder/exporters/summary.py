@@ -58,6 +58,9 @@ def render(results: list[StudentResult], assignment: str, *, run: dict | None = 
                   + (f"with {run['workers']} worker(s)." if run.get("workers", 1) else "(no workers needed)."), ""]
         # The grader's own words (no student text), so not escaped.
         lines += [f"**Warning:** {w}." for w in run.get("warnings", [])] + ([""] if run.get("warnings") else [])
+        if run.get("similar") is not None:
+            lines += [f"Similar models: {run['similar']} flagged pair(s) for the staff to look at (similarity.md; "
+                      "evidence, never a penalty). Leaderboard: leaderboard.html.", ""]
     if not results:
         return "\n".join(lines + ["(no submissions)"]) + "\n"
     if s["internal_errors"]:

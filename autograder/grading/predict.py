@@ -21,6 +21,7 @@ class Prediction:
     outputs: dict[str, np.ndarray] = field(default_factory=dict)  # {test set: outputs}, checked
     problem: str | None = None  # student-facing, when there are no outputs
     engine: str | None = None  # how the outputs were made ("numpy", "keras (...)", "skops")
+    parameters: dict | None = None  # what the similarity report keeps of the model's parameters
     usage: dict = field(default_factory=dict)  # what the job used (absent when no job ran)
     limits_hit: list[str] = field(default_factory=list)
 
@@ -46,6 +47,22 @@ def job_phases(clock, started_at: float, seconds: float) -> dict[str, float]:
     phases = {name: round(max(0.0, step), 3) for (name, _), step in zip(PHASES, steps)}
     phases["end"] = round(max(0.0, end), 3)
     return phases
+
+
+def read_parameters(path: Path, shapes, max_mb: float) -> dict | None:
+    """The parameters a prediction job wrote, kept as the similarity report needs them (None where there are
+    none, or they are not one plain float32 vector no larger than a model file may be)."""
+    from autograder.similarity import parameter_evidence
+
+    try:
+        if path.is_symlink() or not path.is_file() or path.stat().st_size > max_mb * 1e6 + 1024:
+            return None
+        vector = np.load(path, allow_pickle=False, mmap_mode="r")
+        if vector.ndim != 1 or vector.dtype != np.float32 or not isinstance(shapes, str) or len(shapes) > 10_000:
+            return None
+        return parameter_evidence(vector, shapes)
+    except (OSError, ValueError):
+        return None
 
 
 def predict(spec: course_config.ModelSpec, model_path: Path, model_info, task, *, limits: course_config.Limits,
@@ -95,6 +112,8 @@ def predict(spec: course_config.ModelSpec, model_path: Path, model_info, task, *
         except (OSError, ValueError) as exc:
             prediction.problem = f"the grader could not read the model's predictions ({exc})"
             return prediction
+        prediction.parameters = read_parameters(workdir / "parameters.npy", report.get("parameters"),
+                                                limits.max_model_file_mb)
     try:
         outputs = task.check_predictions(spec, outputs)
     except ValueError as exc:

@@ -67,6 +67,7 @@ class Submission:
     # Per model: why its metrics fall short when the grader can tell (a model that expects 0-255 pixels).
     diagnoses: dict[str, str] = field(default_factory=dict)
     metric: course_config.Metric | None = None  # what the metric checks measure (the dataset's metric)
+    parameters: dict[str, dict] = field(default_factory=dict)  # per model: its kept parameters (autograder.similarity)
 
     def predictions_on(self, test_set: str) -> dict[str, np.ndarray]:
         """Each model's outputs on one hidden test set."""
@@ -173,6 +174,8 @@ def record_prediction(submission: Submission, model: str, prediction: Prediction
         submission.prediction_usage[model] = prediction.usage
     if prediction.engine:
         submission.engines[model] = prediction.engine
+    if prediction.parameters:
+        submission.parameters[model] = prediction.parameters
     if prediction.problem is not None:
         submission.prediction_problems[model] = prediction.problem
         return
@@ -305,11 +308,37 @@ def grade_submission(
     metrics = metric_values(submission, task)
     if metrics:
         extra["metrics"] = metrics
+        extra["leaderboard"] = leaderboard_entries(submission, metrics)
     flags = plausibility_flags(submission, metrics)
     details = {}
     for spec in assignment.models:
         if spec.name in submission.predictions:
             details[spec.name] = {**task.details(spec, submission.outputs_of(spec.name)),
                                   "file": submission.files.get(spec.name, spec.file)}
-    return StudentResult(student, assignment.name, checks, "\n".join(submission.notes),
-                         time.monotonic() - start, extra, details, flags=flags)
+    result = StudentResult(student, assignment.name, checks, "\n".join(submission.notes),
+                           time.monotonic() - start, extra, details, flags=flags)
+    result.evidence = evidence(submission, task)
+    return result
+
+
+def leaderboard_entries(submission: Submission, metrics: dict[str, float]) -> list[dict]:
+    """Gradescope's leaderboard entries of the measured figures ({"name", "value", "order"}), the check worth most
+    points first (the one a leaderboard ranks by)."""
+    a = submission.assignment
+    ranked = sorted(metrics, key=lambda check_id: -a.check(check_id).points)
+    return [{"name": a.check(check_id).title, "value": metrics[check_id],
+             "order": "asc" if a.threshold(submission.profile, check_id).lower_is_better else "desc"}
+            for check_id in ranked]
+
+
+def evidence(submission: Submission, task) -> dict[str, np.ndarray]:
+    """What the class's similarity report keeps of each model: its answers on the hidden test set and its
+    parameters (autograder.similarity), as {"<model>/<what>": array}."""
+    from autograder.similarity import answer_evidence
+
+    kept = {}
+    for model, outputs in submission.predictions.items():
+        kept[f"{model}/answers"] = answer_evidence(outputs, task.metric_spec.outputs)
+        for what, array in submission.parameters.get(model, {}).items():
+            kept[f"{model}/{what}"] = array
+    return kept

@@ -107,6 +107,22 @@ class NumpyModel:
             out = np.empty((0,) + self.output_shape, dtype=F32)
         return out
 
+    def parameters(self) -> tuple[np.ndarray, str]:
+        """Every saved weight, layer by layer in the model's order (whatever the file's format or its layers'
+        names), as one float32 vector, with the arrays' shapes ("784x128,128,128x10,10")."""
+        arrays = []
+
+        def walk(model):
+            for layer in model.children():
+                if layer.is_model:
+                    walk(layer)
+                else:
+                    arrays.extend(getattr(layer, "loaded_weights", []))
+
+        walk(self._model)
+        vector = np.concatenate([a.reshape(-1) for a in arrays]) if arrays else np.zeros(0, dtype=F32)
+        return vector.astype(F32), ",".join("x".join(str(d) for d in a.shape) or "1" for a in arrays)
+
     def __repr__(self):
         return f"NumpyModel(input_shape={self.input_shape}, output_shape={self.output_shape})"
 

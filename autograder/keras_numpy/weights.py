@@ -76,7 +76,9 @@ def _read_dataset(ds, shape, where, label, path, legacy=False):
 
 
 def _set_weights(layer, arrays):
-    """Give ``layer`` its arrays, rounded to its compute dtype where Keras computes with them in it."""
+    """Give ``layer`` its arrays, rounded to its compute dtype where Keras computes with them in it (the arrays as
+    saved are kept as ``loaded_weights``: :meth:`autograder.keras_numpy.NumpyModel.parameters`)."""
+    layer.loaded_weights = [np.array(a, dtype=np.float32) for a in arrays if a is not None]
     if layer.compute_dtype != "float32" and layer.weights_in_compute_dtype:
         arrays = [None if a is None else round_to(a, layer.compute_dtype) for a in arrays]
     layer.set_weights(arrays)
