@@ -121,7 +121,7 @@ def run_notebook(folder: Path, notebook: str, epochs: int | None = None) -> None
     assert proc.returncode == 0, proc.stderr[-3000:]
 
 
-@pytest.fixture(scope="module")
+@pytest.fixture(scope="class")
 def course(tmp_path_factory) -> Path:
     """A copy of the course (its tracked files, the shipped releases left out) with the two assignments added."""
     root = tmp_path_factory.mktemp("course")
@@ -136,9 +136,21 @@ def course(tmp_path_factory) -> Path:
     return root
 
 
+# A class per assignment: pytest-xdist (--dist loadscope) runs the two on both cores.
 @pytest.mark.slow
-@pytest.mark.parametrize("name", ["digits_dense", "diabetes_dense"])
-def test_an_assignment_added_by_description_is_released_and_graded(course, name, tmp_path):
+class TestDigits:
+    def test_an_assignment_added_by_description_is_released_and_graded(self, course, tmp_path):
+        released_and_graded(course, "digits_dense", tmp_path)
+
+
+@pytest.mark.slow
+class TestDiabetes:
+    def test_an_assignment_added_by_description_is_released_and_graded(self, course, tmp_path):
+        released_and_graded(course, "diabetes_dense", tmp_path)
+
+
+def released_and_graded(course: Path, name: str, tmp_path: Path) -> None:
+    """The instructor's steps and the students' hand-ins for ``name``, graded and checked."""
     before = kit_digest(course)
     # The instructor: a notebook that follows the contract, the solution written into it, released with nbgrader.
     autograder(course, "new", name)
