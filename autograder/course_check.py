@@ -208,7 +208,8 @@ def check_model(facts, spec, folder=".", model=None, x_val=None, y_val=None, out
     scale = None  # a MNIST model that expects 0-255 pixels: why its figures fall short
     if facts.get("scale_probe"):
         n = min(model_checks.SCALE_PROBE, len(x))
-        scaled, raw = (model_checks.accuracy_of(outputs[:n], y_val[:n]) for outputs in (grader, predict(x[:n] * 255.0)))
+        unscaled = predict(x[:n] * facts["raw_scale"])  # the inputs as the notebook had them before scaling
+        scaled, raw = (model_checks.accuracy_of(outputs[:n], y_val[:n]) for outputs in (grader, unscaled))
         scale = model_checks.input_scale_problem(scaled, raw, n, images="the validation images")
     for check in metric_checks:
         family = model_checks.SCORED_FAMILIES.get(check["id"])
