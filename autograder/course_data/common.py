@@ -9,6 +9,7 @@ import shutil
 import sys
 import tempfile
 import urllib.request
+import warnings
 from pathlib import Path
 
 import numpy as np
@@ -57,6 +58,25 @@ def _download(url: str, target: Path) -> None:
     finally:
         if os.path.exists(tmp):
             os.unlink(tmp)
+
+
+def first_readable(candidates, read, warn: str | None = None):
+    """The first ``(where, path)`` candidate that ``read(path)`` accepts (it raises DataError otherwise):
+    ``(path, what read returned, tried)``, or ``(None, None, tried)``; ``tried`` has a line per candidate passed
+    over, saying why. ``warn``: each unusable file is also said as a warning that starts so (e.g. "skipping
+    invalid MNIST file"), pointing at the loader's caller."""
+    tried = []
+    for where, path in candidates:
+        if not path.exists():
+            tried.append(f"  - {where}: {path} (not there)")
+            continue
+        try:
+            return path, read(path), tried
+        except DataError as exc:
+            tried.append(f"  - {where}: {exc}")
+            if warn:
+                warnings.warn(f"{warn}: {exc}", stacklevel=3)
+    return None, None, tried
 
 
 def _progress(total, desc):

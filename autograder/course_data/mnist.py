@@ -13,12 +13,11 @@ array), not by their bytes, so any pixel-exact copy of MNIST is accepted.
 from __future__ import annotations
 
 import os
-import warnings
 from pathlib import Path
 
 import numpy as np
 
-from .common import DATA_DIR_ENV, DataError, _download, _sha256, keras_cache_dir
+from .common import DATA_DIR_ENV, DataError, _download, _sha256, first_readable, keras_cache_dir
 
 MNIST_FILE = "mnist.npz"
 MNIST_URL = "https://storage.googleapis.com/tensorflow/tf-keras-datasets/mnist.npz"
@@ -89,18 +88,8 @@ def load_mnist(path: str | os.PathLike | None = None, *, download: bool = True, 
     if path is not None:
         arrays = read_mnist_file(path, parts)
     else:
-        arrays = None
-        tried = []
-        for where, candidate in mnist_candidates():
-            if not candidate.exists():
-                tried.append(f"  - {where}: {candidate} (not there)")
-                continue
-            try:
-                arrays = read_mnist_file(candidate, parts)
-                break
-            except DataError as exc:
-                tried.append(f"  - {where}: {exc}")
-                warnings.warn(f"skipping invalid MNIST file: {exc}", stacklevel=2)
+        _, arrays, tried = first_readable(mnist_candidates(), lambda candidate: read_mnist_file(candidate, parts),
+                                          warn="skipping invalid MNIST file")
         if arrays is None and download:
             target = keras_cache_dir() / MNIST_FILE
             try:

@@ -22,7 +22,7 @@ from pathlib import Path
 
 import numpy as np
 
-from .common import DATA_DIR_ENV, DataError, _progress, keras_cache_dir
+from .common import DATA_DIR_ENV, DataError, _progress, first_readable, keras_cache_dir
 
 SUSY_FILE_NAMES = ("SUSY.csv.gz", "SUSY.csv")
 SUSY_URL = "https://archive.ics.uci.edu/ml/machine-learning-databases/00279/SUSY.csv.gz"
@@ -70,18 +70,13 @@ def load_susy(path=None, *, start=0, stop=None, features="all", download=True, c
     if path is not None:
         X, y = read_susy_file(path, start=start, stop=stop, cache=cache)
         return _subset(X, features), y
-    tried = []
-    for where, candidate in susy_candidates():
-        if not candidate.exists():
-            tried.append(f"  - {where}: {candidate} (not there)")
-            continue
-        try:
-            X, y = read_susy_file(candidate, start=start, stop=stop, cache=cache)
-            _warn_if_short(candidate, start, stop, len(y))
-            return _subset(X, features), y
-        except DataError as exc:
-            tried.append(f"  - {where}: {exc}")
-            warnings.warn(f"skipping unusable SUSY file: {exc}", stacklevel=2)
+    found, rows, tried = first_readable(susy_candidates(),
+                                        lambda candidate: read_susy_file(candidate, start=start, stop=stop, cache=cache),
+                                        warn="skipping unusable SUSY file")
+    if found is not None:
+        X, y = rows
+        _warn_if_short(found, start, stop, len(y))
+        return _subset(X, features), y
     key = _url_key(SUSY_URL)
     if cache:
         hit = _cache_load(key, start, stop)

@@ -129,21 +129,15 @@ class MnistTask(Task):
     def hidden_data_files(cls, profile: course_config.Profile) -> list[Path]:
         """The grader's MNIST: the first candidate that validates and holds the test labels."""
         from autograder.course_data import DATA_DIR_ENV, DataError, mnist_candidates, read_mnist_file
+        from autograder.course_data.common import first_readable
 
-        tried = []
-        for where, path in mnist_candidates():
-            if not path.is_file():
-                tried.append(f"  - {where}: {path} (not there)")
-                continue
-            try:
-                arrays = read_mnist_file(path)
-            except DataError as exc:
-                tried.append(f"  - {where}: {exc}")
-                continue
-            if "y_test" not in arrays:
-                tried.append(f"  - {where}: {path} has no test labels (a sandbox copy?)")
-                continue
-            return [path]
+        def with_labels(path):
+            if "y_test" not in read_mnist_file(path):
+                raise DataError(f"{path} has no test labels (a sandbox copy?)")
+
+        found, _, tried = first_readable(mnist_candidates(), with_labels)
+        if found is not None:
+            return [found]
         raise DataError(
             "grading MNIST elsewhere needs MNIST with its test labels (the hidden test data), and none was found:\n"
             + "\n".join(tried) + f"\nFix: set {DATA_DIR_ENV} to a folder holding the full mnist.npz (Keras' copy)."

@@ -129,23 +129,17 @@ class SusyTask(Task):
     def hidden_data_files(cls, profile: course_config.Profile) -> list[Path]:
         """The UCI SUSY file for profiles that grade on its standard test split; none for simulated events."""
         from autograder.course_data import DATA_DIR_ENV, SUSY_URL, DataError, read_susy_file, susy_candidates
+        from autograder.course_data.common import first_readable
 
         source = course_config.SUSY_DATA[profile.name].source
         if source == "simulated":
             return []
         if source != "uci":
             raise DataError(f"SUSY_DATA[{profile.name!r}] has unknown source {source!r}")
-        tried = []
-        for where, path in susy_candidates():
-            if not path.is_file():
-                tried.append(f"  - {where}: {path} (not there)")
-                continue
-            try:
-                read_susy_file(path, start=0, stop=10, cache=False)
-            except DataError as exc:
-                tried.append(f"  - {where}: {exc}")
-                continue
-            return [path]
+        found, _, tried = first_readable(susy_candidates(),
+                                         lambda path: read_susy_file(path, start=0, stop=10, cache=False))
+        if found is not None:
+            return [found]
         raise DataError(
             "grading SUSY elsewhere needs the UCI SUSY file (its last 500,000 events are the hidden test data of "
             "this profile), and none was found:\n" + "\n".join(tried)
