@@ -271,7 +271,7 @@ def grade_assignments(
         grades_csv.write(everyone, out_dir / grades_csv.GRADES_FILE)
         task = tasks.get((a.dataset, a.test_sets, profile.name))
         caveat = None if execute or task is None else task.saved_model_caveat()
-        similar = class_report(a, profile, out_dir, task, pseudonyms, log)
+        similar = class_report(a, profile, out_dir, task, pseudonyms, everyone, log)
         summary.write(everyone, a.name, out_dir, run={"graded": len(report.graded), "skipped": len(report.skipped),
                                                       "wall_s": wall, "workers": workers,
                                                       **({"warnings": [caveat]} if caveat else {}),
@@ -283,7 +283,7 @@ def grade_assignments(
 
 
 def class_report(assignment: course_config.Assignment, profile: course_config.Profile, out_dir: Path, task,
-                 pseudonyms: dict[str, str] | None, log) -> int | None:
+                 pseudonyms: dict[str, str] | None, results: list[StudentResult], log) -> int | None:
     """The class's similarity report and leaderboard (:mod:`autograder.classwide`); the number of flagged pairs.
 
     Written from the committed results: a failure here costs nobody a grade, it is said and the batch ends as
@@ -293,7 +293,7 @@ def class_report(assignment: course_config.Assignment, profile: course_config.Pr
     from autograder import classwide
 
     try:
-        found = classwide.report(assignment, profile, out_dir, task, chosen=pseudonyms)
+        found = classwide.report(assignment, profile, out_dir, task, chosen=pseudonyms, results=results)
     except Exception as exc:  # the grades are committed; the staff's report is not worth a lost run
         traceback.print_exc(file=log)
         print(f"WARNING: the class report of {assignment.name} failed ({type(exc).__name__}: {exc}); the grades stand",

@@ -32,10 +32,13 @@ def reference_figures(assignment: course_config.Assignment, profile: str) -> dic
 
 
 def report(assignment: course_config.Assignment, profile: course_config.Profile, out_dir: Path, task, *,
-           chosen: dict[str, str] | None = None) -> dict:
+           chosen: dict[str, str] | None = None, results: list | None = None) -> dict:
     """Write ``out_dir``'s similarity report and leaderboard for ``assignment`` from its committed results
-    (``task``: the hidden test data it was graded on, for the labels); the similarity report as plain values."""
-    results = sorted(load_records(out_dir, assignment.name), key=lambda r: r.student)
+    (``results``, where the caller holds them already; ``task``: the hidden test data they were graded on, for
+    the labels); the similarity report as plain values."""
+    if results is None:
+        results = load_records(out_dir, assignment.name)
+    results = sorted(results, key=lambda r: r.student)
     found = similarity.analyse(out_dir, assignment, [r.student for r in results], task.labels,
                                task.metric_spec.outputs)
     similarity_report.write(found, out_dir)

@@ -262,10 +262,10 @@ def save_cell_index(nb, assignment: course_config.Assignment) -> int:
 def unchecked(assignment: course_config.Assignment) -> list[str]:
     """The checks nothing would grade: for an assignment without a check module of its own, a check is graded
     only if it is an architecture check of autograder.model_checks or has thresholds in every profile."""
-    from autograder.checks import CHECKS_DIR, check_module
+    from autograder.checks import CHECKS_DIR, FROM_CONFIG, check_module
     from autograder.model_checks import ARCHITECTURE
 
-    if check_module(assignment.name).name != "from_config.py":
+    if check_module(assignment.name) != FROM_CONFIG:
         return []
     problems = []
     for check in assignment.checks:

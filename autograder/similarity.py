@@ -129,17 +129,15 @@ def _upper(n: int) -> tuple[np.ndarray, np.ndarray]:
     return np.triu_indices(n, k=1)
 
 
-def kappa_matrix(correct: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-    """Cohen's kappa of right/wrong for every pair of rows of ``correct`` (students x items, booleans), and
-    the raw agreement."""
+def kappa_matrix(correct: np.ndarray) -> np.ndarray:
+    """Cohen's kappa of right/wrong for every pair of rows of ``correct`` (students x items, booleans)."""
     c = correct.astype(np.float32)
     n_items = c.shape[1]
     agree = (c @ c.T + (1 - c) @ (1 - c).T) / n_items
     p = c.mean(axis=1, dtype=np.float64)
     expected = np.outer(p, p) + np.outer(1 - p, 1 - p)
     with np.errstate(divide="ignore", invalid="ignore"):
-        kappa = np.where(expected < 1, (agree - expected) / (1 - expected), 1.0)
-    return kappa, agree
+        return np.where(expected < 1, (agree - expected) / (1 - expected), 1.0)
 
 
 def same_wrong_matrix(predicted: np.ndarray, correct: np.ndarray) -> np.ndarray:
@@ -181,9 +179,10 @@ IDENTICAL = {"high": 1.0, "low": 0.0}  # each signal's value for two identical m
 
 
 def _judge(name: str, matrix: np.ndarray, students: list[str], more_alike: str, pairs: dict, model: str,
-           flags: bool = True) -> dict:
+           flags: bool = True, absolute: float | None = None) -> dict:
     """Add the signal ``name`` of every pair to ``pairs``; its class distribution as a summary. ``flags``: whether
-    the signal may flag a pair."""
+    the signal may flag a pair; ``absolute``: with too few pairs to judge against, the value at or beyond which
+    it flags all the same."""
     i, j = _upper(len(students))
     values = matrix[i, j]
     known = ~np.isnan(values)
@@ -205,9 +204,19 @@ def _judge(name: str, matrix: np.ndarray, students: list[str], more_alike: str, 
         pair = pairs.setdefault((model, students[a], students[b]), Pair(model, (students[a], students[b])))
         if judged:
             pair.signals.append(Signal(name, float(v), median, float(zz), flagged))
+        elif absolute is not None and flags and (v >= absolute if more_alike == "high" else v <= absolute):
+            pair.signals.append(Signal(name, float(v), flagged=True, note=f"at most {absolute} apart"))
         else:  # no class to judge against: the value alone
             pair.signals.append(Signal(name, float(v)))
     return summary
+
+
+def _equal(pairs: dict, model: str, students: list[str], rows: list, name: str, note: str) -> None:
+    """Put the signal ``name`` first in every pair whose ``rows`` are equal (it always flags)."""
+    i, j = _upper(len(students))
+    for a, b in zip(i, j):
+        if np.array_equal(rows[a], rows[b]):
+            pairs[(model, students[a], students[b])].signals.insert(0, Signal(name, 1.0, flagged=True, note=note))
 
 
 def compare(evidence: dict[str, dict[str, dict[str, np.ndarray]]], labels: np.ndarray | None,
@@ -229,17 +238,13 @@ def compare(evidence: dict[str, dict[str, dict[str, np.ndarray]]], labels: np.nd
             answers = np.stack([evidence[s][model]["answers"] for s in answered])
             if kind == "classes" and labels is not None and answers.shape[1] == len(labels):
                 correct = answers == np.asarray(labels)[None, :]
-                kappa, _ = kappa_matrix(correct)
-                summaries.append(_judge("error consistency (kappa)", kappa, answered, "high", pairs, model))
+                summaries.append(_judge("error consistency (kappa)", kappa_matrix(correct), answered, "high", pairs,
+                                        model))
                 summaries.append(_judge("same wrong answers", same_wrong_matrix(answers, correct), answered, "high",
                                         pairs, model, flags=False))
             elif kind != "classes":
                 summaries.append(_judge("rank correlation", spearman_matrix(answers), answered, "high", pairs, model))
-                i, j = _upper(len(answered))
-                for a, b in zip(i, j):
-                    if np.array_equal(answers[a], answers[b]):  # a model's scores to the last bit: its file
-                        pairs[(model, answered[a], answered[b])].signals.insert(
-                            0, Signal("same scores", 1.0, flagged=True, note="every kept score equal, bit for bit"))
+                _equal(pairs, model, answered, list(answers), "same scores", "every kept score equal, bit for bit")
         # Parameters, by shapes: only models of the same shapes are compared.
         by_shapes: dict[str, list[str]] = {}
         for s in have:
@@ -249,19 +254,11 @@ def compare(evidence: dict[str, dict[str, dict[str, np.ndarray]]], labels: np.nd
             if len(group) < 2:
                 continue
             samples = np.stack([evidence[s][model]["sample"] for s in group])
-            summary = _judge("parameter distance", distance_matrix(samples), group, "low", pairs, model)
-            summary["shapes"] = shapes
-            summaries.append(summary)
-            judged = summary.get("judged", False)
-            i, j = _upper(len(group))
-            for a, b in zip(i, j):
-                pair = pairs[(model, group[a], group[b])]
-                distance = next(sig for sig in reversed(pair.signals) if sig.name == "parameter distance")
-                if not judged and distance.value <= ABSOLUTE_DISTANCE:
-                    distance.flagged, distance.note = True, f"at most {ABSOLUTE_DISTANCE} apart"
-                if str(evidence[group[a]][model]["digest"]) == str(evidence[group[b]][model]["digest"]):
-                    pair.signals.insert(0, Signal("same parameters", 1.0, flagged=True,
-                                                  note="every parameter equal, value for value"))
+            summary = _judge("parameter distance", distance_matrix(samples), group, "low", pairs, model,
+                             absolute=ABSOLUTE_DISTANCE)
+            summaries.append({**summary, "shapes": shapes})
+            _equal(pairs, model, group, [str(evidence[s][model]["digest"]) for s in group], "same parameters",
+                   "every parameter equal, value for value")
         models[model] = {"kind": kind, "students": len(have), "signals": summaries}
     everything = sorted(pairs.values(), key=lambda p: (p.model, p.students))
     flagged = sorted((p for p in everything if p.flagged), key=lambda p: -_strength(p))

@@ -127,7 +127,7 @@ def test_the_statistics_are_the_textbook_ones():
 
     rng = np.random.default_rng(0)
     correct = rng.random((4, 500)) < np.array([[0.9], [0.8], [0.95], [0.7]])
-    kappa, _ = similarity.kappa_matrix(correct)
+    kappa = similarity.kappa_matrix(correct)
     scores = rng.random((3, 200))
     rho = similarity.spearman_matrix(scores)
     samples = rng.normal(size=(3, 50))
